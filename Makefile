@@ -1,0 +1,28 @@
+# Two commands set everything up on a fresh machine, idempotently:
+#   make test   -- create .venv, install torch (CPU) + ebmlab with all extras, run the tests
+#   make demo   -- same set-up, then the main job
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ebmlab-installed
+PYTHON ?= python3
+
+.PHONY: install test demo lint bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[jupyter,dask,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/ebmlab train --data digits --layers bernoulli:64,bernoulli:100 --method pcd --mc-steps 1 --epochs 20 --lr 1e-3 --seed 0 --out runs/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
