@@ -1,0 +1,1 @@
+"""Subcommands of the ``ebmlab`` CLI, one module each (see ``ebmlab.cli``)."""
