@@ -1,0 +1,33 @@
+"""Datasets for Boltzmann machines: containers, named datasets, transforms and batching.
+
+Imports only torch and numpy; scikit-learn (digits) and xarray are used lazily.
+"""
+
+from __future__ import annotations
+
+from . import transforms
+from .bars_and_stripes import (
+    bars_and_stripes,
+    bars_and_stripes_log_prob,
+    bars_and_stripes_patterns,
+)
+from .batching import batches
+from .dataset import Dataset, as_dataset
+from .fetch import DatasetNotFoundError, download
+from .idx import read_idx
+from .registry import DATASET_NAMES, load
+
+__all__ = [
+    "DATASET_NAMES",
+    "Dataset",
+    "DatasetNotFoundError",
+    "as_dataset",
+    "bars_and_stripes",
+    "bars_and_stripes_log_prob",
+    "bars_and_stripes_patterns",
+    "batches",
+    "download",
+    "load",
+    "read_idx",
+    "transforms",
+]
