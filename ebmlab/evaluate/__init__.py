@@ -1,0 +1,75 @@
+"""Judgement: how good is a Boltzmann machine?
+
+Likelihood (exact enumeration, annealed importance sampling forward and reverse, the mean-field
+lower bound for deep stacks), pseudo-likelihood, reconstruction error, free-energy gap, sample
+quality (energy distance, k-NN KL estimates, Fréchet distance), heat capacity and weight
+statistics.
+
+Every metric in the registry is a callable ``(model, data) -> float`` usable as a Trainer
+validation metric, looked up by name with ``get_metric(name)``. The one exception is
+``"free_energy_gap"``, which compares two data sets: ``free_energy_gap(model, train, valid)``
+(its name is listed in ``PAIRED_METRICS``); the per-set quantity ``"free_energy"`` is a
+regular metric, and the gap is the difference of its validation and training values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .free_energy_gap import free_energy_gap, mean_free_energy
+from .pseudo_likelihood import pseudo_likelihood, pseudo_likelihood_rows
+from .reconstruction import reconstruction_error
+from .weights import weight_norm, weight_sparsity
+
+Metric = Callable[..., float]
+
+
+def _pseudo_likelihood_per_unit(model: Any, data: Any) -> float:
+    """Average log p(v_i | v_{−i}) per visible unit (or one-hot site)."""
+    return pseudo_likelihood(model, data, per_unit=True)
+
+
+METRICS: dict[str, Metric] = {
+    "reconstruction_error": reconstruction_error,
+    "pseudo_likelihood": pseudo_likelihood,
+    "pseudo_likelihood_per_unit": _pseudo_likelihood_per_unit,
+    "free_energy": mean_free_energy,
+    "free_energy_gap": free_energy_gap,
+    "weight_norm": weight_norm,
+    "weight_sparsity": weight_sparsity,
+}
+
+PAIRED_METRICS = frozenset({"free_energy_gap"})
+
+
+def get_metric(name: str) -> Metric:
+    """The metric registered under ``name``: ``(model, data) -> float``.
+
+    ``"free_energy_gap"`` (see ``PAIRED_METRICS``) takes ``(model, train, valid)`` instead.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a metric name (str), got {type(name).__name__}")
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; available: {', '.join(sorted(METRICS))}")
+    return METRICS[name]
+
+
+def list_metrics() -> list[str]:
+    """Names accepted by ``get_metric``."""
+    return sorted(METRICS)
+
+
+__all__ = [
+    "METRICS",
+    "PAIRED_METRICS",
+    "free_energy_gap",
+    "get_metric",
+    "list_metrics",
+    "mean_free_energy",
+    "pseudo_likelihood",
+    "pseudo_likelihood_rows",
+    "reconstruction_error",
+    "weight_norm",
+    "weight_sparsity",
+]

@@ -1,0 +1,36 @@
+"""Helpers shared by the evaluation metrics: input checks and row chunking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from .._checks import check_positive_int
+from ..layers import BernoulliLayer, OneHotLayer
+from ..model import BoltzmannMachine
+
+
+def check_model(model: Any, name: str = "model") -> BoltzmannMachine:
+    """Refuse anything that is not an ebmlab ``BoltzmannMachine``."""
+    if not isinstance(model, BoltzmannMachine):
+        raise TypeError(f"{name} must be an ebmlab BoltzmannMachine, got {type(model).__name__}")
+    return model
+
+
+def is_discrete(layer: Any) -> bool:
+    """True for layers whose states can be enumerated (Bernoulli, OneHot)."""
+    return isinstance(layer, (BernoulliLayer, OneHotLayer))
+
+
+def row_chunks(rows: int, chunk: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``chunk`` rows covering ``range(rows)``."""
+    chunk = check_positive_int(chunk, "chunk")
+    for start in range(0, rows, chunk):
+        yield slice(start, min(start + chunk, rows))
+
+
+def as_float(x: torch.Tensor) -> float:
+    """A scalar tensor as a Python float."""
+    return float(x.detach().to(torch.float64).cpu())
