@@ -131,5 +131,5 @@ def test_other_arguments(rbm: BoltzmannMachine) -> None:
 
 def test_deep_free_energy_too_large_to_enumerate() -> None:
     model = BoltzmannMachine([BernoulliLayer(3), BernoulliLayer(3), BernoulliLayer(30)])
-    with pytest.raises(ValueError, match="enumerates 1.07e\\+09 states"):
+    with pytest.raises(ValueError, match=r"enumerates 1.07e\+09 states"):
         model.free_energy(torch.zeros(1, 3))
