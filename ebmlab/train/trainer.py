@@ -1,0 +1,460 @@
+"""The training loop: seeded epochs of shuffled mini-batches, any torch.optim optimizer.
+
+Each batch: ``method.backward`` fills ``.grad`` with the surrogate-loss gradient (−∇ of the
+log-likelihood estimate), penalties add theirs, the optimizer steps, constraints project.
+Epoch e shuffles with a seed drawn from (seed, e) and all sampling uses one ``torch.Generator``
+whose state is saved by ``state_dict()``, so a run resumed with ``load_state_dict`` + ``fit``
+is bit-identical on CPU to an uninterrupted one.
+
+``pause()``, ``resume()``, ``stop()`` and ``set_lr()`` may be called from another thread; they
+take effect before the next batch (pause blocks between batches; a stopped epoch is not counted).
+A non-finite loss or parameter raises ``TrainingDiverged`` after rolling the parameters back to
+the last state whose loss was finite.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._checks import check_positive_int
+from ..data import Dataset, batches
+from ..layers import BernoulliLayer, OneHotLayer
+from ..model import BoltzmannMachine
+from ._targets import resolve
+from .constraints import Constraint
+from .methods import Method
+from .penalties import Penalty
+from .state import Callback, TrainState
+
+MetricFn = Callable[..., float]
+OptimizerArg = torch.optim.Optimizer | type | Callable[..., torch.optim.Optimizer] | None
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a parameter became NaN/Inf; the parameters were rolled back to the last finite state."""
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffling seed of epoch ``epoch`` (0-based) of a run seeded ``seed``."""
+    return _derived_seed(seed, epoch)
+
+
+def _derived_seed(*words: int) -> int:
+    """A 63-bit seed mixed from non-negative integers (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence(list(words)).generate_state(2).astype(np.int64)[0]) & (2**63 - 1)
+
+
+def default_metrics(model: BoltzmannMachine) -> list[str]:
+    """RBMs: reconstruction error, pseudo-likelihood (discrete visible units), free-energy gap.
+
+    Deeper stacks: reconstruction error (their free energy needs enumeration).
+    """
+    if model.depth > 2:
+        return ["reconstruction_error"]
+    names = ["reconstruction_error"]
+    if isinstance(model.layers[0], (BernoulliLayer, OneHotLayer)):
+        names.append("pseudo_likelihood")
+    return [*names, "free_energy_gap"]
+
+
+def _postfix(metrics: dict[str, float]) -> dict[str, str]:
+    """The progress bar's summary: the loss and the validation metrics (the train ones without validation)."""
+    shown = [k for k in metrics if k.startswith("val_")] or [k for k in metrics if k not in _BOOKKEEPING]
+    return {
+        k.replace("reconstruction_error", "recon").replace("pseudo_likelihood", "pl"): f"{metrics[k]:.4g}"
+        for k in shown
+    }
+
+
+_BOOKKEEPING = frozenset({"loss", "lr", "wall_seconds", "samples_per_second"})
+
+
+class Trainer:
+    """Fit a ``BoltzmannMachine`` with a ``Method`` (``CD``, ``PCD``, …).
+
+    ``optimizer``: an optimizer over the model's parameters, an optimizer class (built with
+    ``lr``) or a factory ``params -> optimizer``; default ``torch.optim.Adam(lr)``.
+    ``scheduler``: an ``lr_scheduler`` of that optimizer or a factory ``optimizer -> scheduler``,
+    stepped once per epoch. ``penalties`` / ``constraints``: ``{name pattern: Penalty}`` or a list
+    of (pattern, item) pairs, patterns being parameter names such as ``"weights.0"`` or globs.
+    ``metrics``: ``{name: (model, data) -> float}`` or names from ``ebmlab.evaluate`` (default
+    ``default_metrics(model)``), computed after each epoch on ``validation_rows`` rows of the
+    training data (a fixed seeded subsample) and, prefixed ``val_``, of the validation data;
+    paired metrics (``ebmlab.evaluate.PAIRED_METRICS``, e.g. ``free_energy_gap``) take
+    ``(model, train, valid)`` and need validation data.
+    """
+
+    def __init__(
+        self,
+        model: BoltzmannMachine,
+        method: Method,
+        optimizer: OptimizerArg = None,
+        lr: float = 1e-3,
+        batch_size: int = 100,
+        scheduler: Any = None,
+        penalties: Mapping[str, Penalty] | Sequence[tuple[str, Penalty]] = (),
+        constraints: Mapping[str, Constraint] | Sequence[tuple[str, Constraint]] = (),
+        metrics: Mapping[str, MetricFn] | Sequence[str] | None = None,
+        callbacks: Sequence[Callback] = (),
+        seed: int = 0,
+        progress: bool = True,
+        validation_rows: int = 1000,
+    ) -> None:
+        if not isinstance(model, BoltzmannMachine):
+            raise TypeError(f"model must be an ebmlab BoltzmannMachine, got {type(model).__name__}")
+        if not isinstance(method, Method):
+            raise TypeError(f"method must be an ebmlab.train Method such as CD() or PCD(), got {type(method).__name__}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        self.model, self.method = model, method
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.validation_rows = check_positive_int(validation_rows, "validation_rows")
+        self.progress = bool(progress)
+        self.optimizer = self._make_optimizer(optimizer, float(lr))
+        self.scheduler = self._make_scheduler(scheduler)
+        self.penalties = resolve(model, penalties, Penalty, "penalties")
+        self.constraints = resolve(model, constraints, Constraint, "constraints")
+        self._bind_constraints()
+        self.metrics = self._check_metrics(metrics)
+        self.callbacks = list(callbacks)
+        for i, cb in enumerate(self.callbacks):
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks[{i}] must be an ebmlab.train.Callback, got {type(cb).__name__}")
+        self.generator = torch.Generator(device=model.device).manual_seed(self.seed)
+        self.epoch = 0
+        self.step = 0
+        self.history: dict[str, list[float]] = {}
+        self.state: TrainState | None = None
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._stop = threading.Event()
+        self._running = False
+        self._pending_lr: float | None = None
+        self._paused_seconds = 0.0
+
+    # -- construction helpers ------------------------------------------------------------------
+    def _make_optimizer(self, optimizer: OptimizerArg, lr: float) -> torch.optim.Optimizer:
+        params = list(self.model.parameters())
+        if optimizer is None:
+            return torch.optim.Adam(params, lr=lr)
+        if isinstance(optimizer, torch.optim.Optimizer):
+            opt = optimizer
+        elif isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+            opt = optimizer(params, lr=lr)
+        elif callable(optimizer):
+            opt = optimizer(params)
+            if not isinstance(opt, torch.optim.Optimizer):
+                raise TypeError(f"optimizer factory must return a torch.optim.Optimizer, got {type(opt).__name__}")
+        else:
+            raise TypeError(
+                "optimizer must be a torch.optim.Optimizer, an optimizer class, or a factory params -> optimizer, "
+                f"got {type(optimizer).__name__}"
+            )
+        ids = {id(p) for p in params}
+        if not any(id(p) in ids for g in opt.param_groups for p in g["params"]):
+            raise ValueError("optimizer does not optimize any parameter of model; build it from model.parameters()")
+        return opt
+
+    def _make_scheduler(self, scheduler: Any) -> Any:
+        if scheduler is None:
+            return None
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) and callable(scheduler):
+            scheduler = scheduler(self.optimizer)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            raise TypeError("scheduler: ReduceLROnPlateau needs a metric; step it from a Callback's on_epoch_end")
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+            raise TypeError(
+                f"scheduler must be a torch.optim.lr_scheduler or a factory optimizer -> scheduler, "
+                f"got {type(scheduler).__name__}"
+            )
+        if scheduler.optimizer is not self.optimizer:
+            raise ValueError("scheduler was built for another optimizer; pass a factory lambda opt: ... instead")
+        return scheduler
+
+    def _bind_constraints(self) -> None:
+        self._projections = [c.bind(p, name) for name, p, c in self.constraints]
+
+    @staticmethod
+    def _check_metrics(metrics: Any) -> dict[str, MetricFn] | list[str] | None:
+        if metrics is None:
+            return None
+        if isinstance(metrics, Mapping):
+            for name, fn in metrics.items():
+                if not isinstance(name, str) or not callable(fn):
+                    raise TypeError(f"metrics must map names to callables (model, data) -> float; got {name!r}: {fn!r}")
+            return dict(metrics)
+        if isinstance(metrics, Sequence) and not isinstance(metrics, str) and all(isinstance(n, str) for n in metrics):
+            from ..evaluate import get_metric
+
+            for name in metrics:
+                get_metric(name)
+            return list(metrics)
+        raise TypeError("metrics must be a dict {name: callable}, a list of ebmlab.evaluate metric names, or None")
+
+    def _resolve_metrics(self) -> tuple[dict[str, MetricFn], dict[str, MetricFn]]:
+        """(single-set metrics, paired metrics)."""
+        metrics = default_metrics(self.model) if self.metrics is None else self.metrics
+        if not metrics:
+            return {}, {}
+        from ..evaluate import PAIRED_METRICS, get_metric
+
+        items = metrics.items() if isinstance(metrics, dict) else [(n, get_metric(n)) for n in metrics]
+        single = {n: f for n, f in items if n not in PAIRED_METRICS}
+        paired = {n: f for n, f in items if n in PAIRED_METRICS}
+        return single, paired
+
+    # -- thread control ------------------------------------------------------------------------
+    def pause(self) -> None:
+        """Block the training loop before its next batch until ``resume()`` or ``stop()``."""
+        self._unpaused.clear()
+
+    def resume(self) -> None:
+        """Let a paused loop continue."""
+        self._unpaused.set()
+
+    def stop(self) -> None:
+        """End the running ``fit`` before its next batch (the unfinished epoch is not counted)."""
+        self._stop.set()
+        self._unpaused.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._unpaused.is_set()
+
+    @property
+    def running(self) -> bool:
+        """True while ``fit`` is executing (also while paused)."""
+        return self._running
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of every parameter group (and the scheduler's base), from the next batch."""
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        self._pending_lr = float(lr)
+        if not self._running:
+            self._apply_lr()
+
+    def _apply_lr(self) -> None:
+        lr, self._pending_lr = self._pending_lr, None
+        if lr is None:
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [lr] * len(self.optimizer.param_groups)
+
+    def _proceed(self) -> bool:
+        """Wait while paused; False once stopped."""
+        if not self._unpaused.is_set():
+            start = time.perf_counter()
+            self._unpaused.wait()
+            self._paused_seconds += time.perf_counter() - start
+        return not self._stop.is_set()
+
+    # -- data ----------------------------------------------------------------------------------
+    def _dataset(self, data: Any, name: str) -> tuple[Dataset, torch.Tensor]:
+        m = self.model
+        if isinstance(data, Dataset):
+            x = m._visible(data.data.to(dtype=m.dtype, device=m.device), name)
+            return data, x
+        x = m._visible(data, name)
+        return Dataset(x, name=name), x
+
+    def _subsample(self, x: torch.Tensor, salt: int) -> torch.Tensor:
+        if x.shape[0] <= self.validation_rows:
+            return x
+        g = torch.Generator().manual_seed(_derived_seed(self.seed, 2**32 + salt))
+        idx = torch.randperm(x.shape[0], generator=g)[: self.validation_rows]
+        return x[idx.to(x.device)]
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, data: Any, epochs: int, validation: Any = None) -> dict[str, list[float]]:
+        """Train until ``epochs`` epochs have been completed in total (continuing from ``self.epoch``).
+
+        ``data`` / ``validation``: a ``Dataset``, tensor or array of visible rows. Returns the
+        history: one list per metric name, one entry per completed epoch.
+        """
+        epochs = check_positive_int(epochs, "epochs")
+        if self._running:
+            raise RuntimeError("fit is already running on this Trainer")
+        ds, x = self._dataset(data, "data")
+        val_ds, xv = (None, None) if validation is None else self._dataset(validation, "validation")
+        if self.batch_size > x.shape[0]:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) is larger than the number of data rows ({x.shape[0]}); "
+                "use a smaller batch_size"
+            )
+        single, paired = self._resolve_metrics()
+        if paired and xv is None:
+            paired = {}
+        train_sub = self._subsample(x, 0)
+        val_sub = None if xv is None else self._subsample(xv, 1)
+        per_epoch = math.ceil(x.shape[0] / self.batch_size)
+        self._stop.clear()
+        state = TrainState(self, self.model, self.method, self.optimizer, ds, val_ds, self.epoch, epochs)
+        state.batches, state.step, state.history, state.lr = per_epoch, self.step, self.history, self.lr
+        self.state = state
+        bar = tqdm(
+            total=max(epochs - self.epoch, 0) * per_epoch,
+            desc="training",
+            unit="batch",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        params = list(self.model.parameters())
+        self._good = [p.detach().clone() for p in params]
+        self._running = True
+        began = time.perf_counter()
+        try:
+            for cb in self.callbacks:
+                cb.on_train_begin(state)
+            while self.epoch < epochs and not self._stop.is_set():
+                if not self._epoch(x, state, bar, params, began):
+                    break
+                state.metrics = self._epoch_metrics(state.metrics, train_sub, val_sub, single, paired)
+                for name, value in state.metrics.items():
+                    self.history.setdefault(name, []).append(value)
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                state.lr = self.lr
+                state.elapsed = time.perf_counter() - began
+                bar.set_postfix(_postfix(state.metrics), refresh=False)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(state)
+        finally:
+            self._running = False
+            bar.close()
+            state.elapsed = time.perf_counter() - began
+            for cb in self.callbacks:
+                cb.on_train_end(state)
+        return self.history
+
+    def _epoch(
+        self, x: torch.Tensor, state: TrainState, bar: Any, params: list[torch.nn.Parameter], began: float
+    ) -> bool:
+        """One epoch of batches; False when stopped before its end."""
+        start = time.perf_counter()
+        self._paused_seconds = 0.0
+        total = 0.0
+        for b, batch in enumerate(batches(x, self.batch_size, seed=epoch_seed(self.seed, self.epoch))):
+            if not self._proceed():
+                return False
+            self._apply_lr()
+            loss = self._train_step(batch, params)
+            total += loss * batch.shape[0]
+            state.batch, state.step, state.loss, state.lr = b, self.step, loss, self.lr
+            state.elapsed = time.perf_counter() - began
+            bar.update(1)
+            for cb in self.callbacks:
+                cb.on_batch_end(state)
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            self._rollback(params)
+            raise TrainingDiverged(f"a parameter became NaN or Inf in epoch {self.epoch + 1}; {self._advice()}")
+        wall = time.perf_counter() - start - self._paused_seconds
+        self.epoch += 1
+        state.epoch = self.epoch
+        state.metrics = {
+            "loss": total / x.shape[0],
+            "lr": self.lr,
+            "wall_seconds": wall,
+            "samples_per_second": x.shape[0] / max(wall, 1e-12),
+        }
+        return True
+
+    def _train_step(self, batch: torch.Tensor, params: list[torch.nn.Parameter]) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = float(self.method.backward(self.model, batch, self.generator))
+        if not math.isfinite(loss):
+            self._rollback(params)
+            raise TrainingDiverged(
+                f"the loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); {self._advice()}"
+            )
+        with torch.no_grad():
+            for _, p, penalty in self.penalties:
+                g = penalty.grad(p)
+                if p.grad is None:
+                    p.grad = g
+                else:
+                    p.grad.add_(g)
+            for good, p in zip(self._good, params):
+                good.copy_(p)
+        self.optimizer.step()
+        for project in self._projections:
+            project()
+        self.step += 1
+        return loss
+
+    def _rollback(self, params: list[torch.nn.Parameter]) -> None:
+        with torch.no_grad():
+            for good, p in zip(self._good, params):
+                p.copy_(good)
+
+    def _advice(self) -> str:
+        return f"parameters rolled back to the last finite state; try a smaller learning rate than {self.lr:g}"
+
+    @torch.no_grad()
+    def _epoch_metrics(
+        self,
+        metrics: dict[str, float],
+        train: torch.Tensor,
+        valid: torch.Tensor | None,
+        single: dict[str, MetricFn],
+        paired: dict[str, MetricFn],
+    ) -> dict[str, float]:
+        out = dict(metrics)
+        for name, fn in single.items():
+            out[name] = float(fn(self.model, train))
+            if valid is not None:
+                out[f"val_{name}"] = float(fn(self.model, valid))
+        for name, fn in paired.items():
+            out[name] = float(fn(self.model, train, valid))
+        out.update({k: float(v) for k, v in self.method.metrics().items()})
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a bit-identical resume needs: model, optimizer, scheduler, method, RNG, epoch, history."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "scheduler": None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()),
+            "method": self.method.state_dict(),
+            "generator": self.generator.get_state(),
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore ``state_dict()``; the next ``fit`` continues from its epoch."""
+        if self._running:
+            raise RuntimeError("cannot load a state while fit is running")
+        missing = {"model", "optimizer", "method", "generator", "seed", "epoch", "step", "history"} - set(state)
+        if missing:
+            raise ValueError(f"state is missing {sorted(missing)}; pass a dict from Trainer.state_dict()")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (state.get("scheduler") is None) != (self.scheduler is None):
+            raise ValueError("state and trainer disagree on having a scheduler")
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.method.load_state_dict(state["method"])
+        self.generator.set_state(state["generator"])
+        self.seed, self.epoch, self.step = int(state["seed"]), int(state["epoch"]), int(state["step"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self._bind_constraints()
