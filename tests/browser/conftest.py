@@ -1,0 +1,227 @@
+"""A real JupyterLab on 127.0.0.1 (token, fresh config/runtime/settings dirs) driven by Playwright.
+
+Chromium is Debian's /usr/bin/chromium (``.ci/run`` installs it); no browser is ever downloaded.
+Without it the browser tests skip with a reason, except under CI (``CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "images"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab: its URL, token and the folder it serves."""
+
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def write_notebook(self, name: str, cells: list[str]) -> str:
+        """Write a notebook of code cells into the served folder; returns its name."""
+        nb = {
+            "cells": [
+                {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+                for src in cells
+            ],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        (self.root / name).write_text(json.dumps(nb))
+        return name
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing under CI; .ci/run must install Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is absent (install with: apt-get install -y chromium chromium-driver)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def lab(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("jupyter")
+    root = base / "root"
+    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
+    for d in (root, settings):
+        d.mkdir(parents=True)
+    # no news / update pop-ups over the notebook
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "JUPYTER_DATA_DIR": str(base / "data"),  # kernels and lab extensions still come from sys.prefix
+        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+        "IPYTHONDIR": str(base / "ipython"),
+        "OMP_NUM_THREADS": "1",
+    }
+    token, port = secrets.token_hex(16), _free_port()
+    log = base / "lab.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        "--ServerApp.allow_root=True",
+    ]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"JupyterLab did not start; log:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    try:
+        yield Lab(url=url, token=token, root=root, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Notebook:
+    """A notebook open in JupyterLab in one browser page, with its kernel started."""
+
+    def __init__(self, page, lab: Lab, name: str) -> None:
+        self.page, self.lab, self.name = page, lab, name
+        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+        page.wait_for_function(
+            """(name) => {
+                const app = window.jupyterapp;
+                const w = app && app.shell.currentWidget;
+                return w && w.context && w.context.path === name && w.context.sessionContext.session
+                    && w.context.sessionContext.session.kernel
+                    && w.context.sessionContext.session.kernel.connectionStatus === 'connected'
+                    && w.context.sessionContext.session.kernel.status === 'idle';
+            }""",
+            arg=name,
+            timeout=60_000,
+        )
+
+    def run(self, index: int, expect: str | None = None, timeout: float = 60) -> str:
+        """Run cell ``index``; wait until its output contains ``expect`` (or the kernel is idle)."""
+        self.page.evaluate(
+            """async (i) => {
+                const app = window.jupyterapp;
+                app.shell.currentWidget.content.activeCellIndex = i;
+                await app.commands.execute('notebook:run-cell');
+            }""",
+            index,
+        )
+        cell = self.page.locator(".jp-Notebook .jp-Cell").nth(index)
+        if expect is not None:
+            found = cell.locator(".jp-OutputArea").get_by_text(expect)
+            stderr = cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            failed = stderr.filter(has_text="Traceback")
+            try:
+                found.or_(failed).first.wait_for(timeout=timeout * 1000)
+                assert found.count(), "the cell raised"
+            except Exception as err:
+                shot = self.lab.root.parent / f"failure-{self.name}-{index}.png"
+                self.page.screenshot(path=str(shot))
+                raise AssertionError(
+                    f"cell {index} of {self.name} never printed {expect!r} (screenshot {shot}); "
+                    f"output:\n{cell.inner_text()}"
+                ) from err
+        else:
+            self.page.wait_for_function(
+                """(i) => {
+                    const w = window.jupyterapp.shell.currentWidget;
+                    return w.content.widgets[i].model.executionCount !== null
+                        && w.context.sessionContext.session.kernel.status === 'idle';
+                }""",
+                arg=index,
+                timeout=timeout * 1000,
+            )
+        text = cell.locator(".jp-OutputArea").inner_text()
+        if "Traceback" in text:
+            raise AssertionError(f"cell {index} of {self.name} failed:\n{text}")
+        return text
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS

@@ -1,0 +1,39 @@
+"""Teaching widgets in a real JupyterLab: EnergyLandscape's plotly bars and GibbsStepper's buttons."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Notebook
+
+CELLS = [
+    "from widgets import EnergyLandscape, GibbsStepper\n"
+    "land = EnergyLandscape(visible=3, hidden=2, chains=500, steps=20)\n"
+    "display(land)\n"
+    "step = GibbsStepper(seed=1)\n"
+    "display(step)\n"
+    "print('SHOWN')",
+    "print(f'SWEEPS={step.sweeps} W={land.model.weights[0][0, 0].item():.2f}')",
+]
+
+
+@pytest.fixture(scope="module")
+def notebook(lab, page) -> Notebook:
+    nb = Notebook(page, lab, lab.write_notebook("teaching.ipynb", CELLS))
+    nb.run(0, expect="SHOWN")
+    return nb
+
+
+def test_energy_landscape_draws_all_states(notebook: Notebook) -> None:
+    bars = notebook.page.locator(".ebmlab-landscape .js-plotly-plot g.point")
+    bars.first.wait_for(timeout=30_000)
+    assert bars.count() == 2 * 2**3  # exact and sampled bar for each of the 8 visible states
+
+
+def test_gibbs_stepper_buttons_run_the_chain(notebook: Notebook) -> None:
+    stepper = notebook.page.locator(".ebmlab-gibbs-stepper")
+    stepper.get_by_role("button", name="Sweep", exact=True).click()
+    stepper.get_by_text("sweep 1 ").wait_for(timeout=10_000)
+    stepper.get_by_role("button", name="10 sweeps").click()
+    stepper.get_by_text("sweep 11 ").wait_for(timeout=10_000)
+    assert "SWEEPS=11" in notebook.run(1, expect="SWEEPS=")

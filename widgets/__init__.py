@@ -1,0 +1,13 @@
+"""ebmlab's Jupyter views: live training dashboard, run viewer, run comparison, teaching widgets.
+
+Needs the ``jupyter`` extras (ipywidgets, plotly, anywidget, Pillow). The core ``ebmlab`` never
+imports this package.
+"""
+
+from __future__ import annotations
+
+from .landscape import EnergyLandscape
+from .stepper import GibbsStepper, bars_and_stripes_model
+from .throttle import Throttle
+
+__all__ = ["EnergyLandscape", "GibbsStepper", "Throttle", "bars_and_stripes_model"]
