@@ -62,6 +62,15 @@ class Layer(nn.Module, ABC):
         if not torch.isfinite(x).all():
             raise ValueError(f"{name} for layer {self.label} contains NaN or Inf")
 
+    def tap_energy(self, m: torch.Tensor) -> torch.Tensor:
+        """⟨H(x)⟩ under the independent-unit distribution q with mean m (TAP Γ₀ = ⟨H⟩_q − S(q)).
+
+        Equals H(m) when H is linear in x (Bernoulli, OneHot); layers with a nonlinear H override it.
+        A layer takes part in TAP by also defining ``tap_mean(field)``, ``tap_entropy(m)``,
+        ``tap_variance(m)`` and ``tap_third_moment(m)`` (or ``tap_covariance(m)`` for one-hot sites).
+        """
+        return self.energy(m)
+
     @abstractmethod
     def init_from_data(self, x: torch.Tensor) -> None:
         """Set the layer's own parameters from the moments of data ``x``."""

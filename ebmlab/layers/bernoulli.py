@@ -64,6 +64,23 @@ class BernoulliLayer(Layer):
         bits = torch.arange(self.n - 1, -1, -1, device=self.bias.device)
         return ((codes.unsqueeze(-1) >> bits) & 1).to(self.bias.dtype)
 
+    # -- TAP terms: q(x) = Π_j m_j^x_j (1 − m_j)^(1−x_j), the independent units with mean m --------
+    def tap_mean(self, field: torch.Tensor) -> torch.Tensor:
+        """argmin_m Γ₀(m) − fieldᵀm = σ(b + field): the TAP fixed-point map."""
+        return self.mean(field)
+
+    def tap_entropy(self, m: torch.Tensor) -> torch.Tensor:
+        """S(m) = −Σ_j [m_j ln m_j + (1 − m_j) ln(1 − m_j)] per row (0 ln 0 = 0)."""
+        return -(torch.special.xlogy(m, m) + torch.special.xlogy(1 - m, 1 - m)).sum(-1)
+
+    def tap_variance(self, m: torch.Tensor) -> torch.Tensor:
+        """Var_q(x_j) = m_j − m_j²."""
+        return m - m * m
+
+    def tap_third_moment(self, m: torch.Tensor) -> torch.Tensor:
+        """E_q[(x_j − m_j)³] = m_j(1 − m_j)(1 − 2m_j) = 2 s(m_j)(½ − m_j)."""
+        return (m - m * m) * (1 - 2 * m)
+
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """b = logit(mean of x), the mean clipped to [1e-3, 1 − 1e-3]."""

@@ -57,6 +57,28 @@ class GaussianLayer(Layer):
         quad = b * ((self.loc + field) ** 2 - self.loc**2) / (2 * var)
         return (quad + 0.5 * torch.log(2 * math.pi * var / b)).sum(-1)
 
+    # -- TAP terms, fixed-variance approximation: q(x) = Π_j N(x_j; m_j, σ_j²), only the mean m is a
+    # TAP variable; the coupled quantity r(x) = x/σ² then has mean m/σ² and variance 1/σ². ----------
+    def tap_mean(self, field: torch.Tensor) -> torch.Tensor:
+        """argmin_m Γ₀(m) − fieldᵀm = μ + σ² field (field: −∂Γ_int/∂m)."""
+        return self.loc + self.var * field
+
+    def tap_energy(self, m: torch.Tensor) -> torch.Tensor:
+        """⟨H(x)⟩_q = Σ_j [(m_j − μ_j)² + σ_j²] / (2σ_j²) = H(m) + n/2."""
+        return self.energy(m) + 0.5 * self.n
+
+    def tap_entropy(self, m: torch.Tensor) -> torch.Tensor:
+        """S(q) = Σ_j ½ ln(2πe σ_j²), independent of m."""
+        return (0.5 * torch.log(2 * math.pi * math.e * self.var)).sum().expand(m.shape[:-1])
+
+    def tap_variance(self, m: torch.Tensor) -> torch.Tensor:
+        """Var_q(r(x_j)) = Var_q(x_j / σ_j²) = 1/σ_j²."""
+        return (1 / self.var).expand_as(m)
+
+    def tap_third_moment(self, m: torch.Tensor) -> torch.Tensor:
+        """E_q[(r(x_j) − r(m_j))³] = 0 for a Gaussian."""
+        return torch.zeros_like(m)
+
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """μ = mean of x, σ² = variance of x (floored at 1e-6)."""

@@ -93,6 +93,24 @@ class OneHotLayer(Layer):
     def log_partition(self, field: torch.Tensor, beta: Beta = 1.0) -> torch.Tensor:
         return torch.logsumexp(self._sites(self.logits(field, beta)), -1).sum(-1)
 
+    # -- TAP terms: q = independent categoricals, site s taking value k with probability m_sk ------
+    def tap_mean(self, field: torch.Tensor) -> torch.Tensor:
+        """argmin_m Γ₀(m) − fieldᵀm over the per-site simplices = softmax_k(b_sk + field_sk)."""
+        return self.mean(field)
+
+    def tap_entropy(self, m: torch.Tensor) -> torch.Tensor:
+        """S(m) = −Σ_s Σ_k m_sk ln m_sk per row."""
+        return -torch.special.xlogy(m, m).sum(-1)
+
+    def tap_variance(self, m: torch.Tensor) -> torch.Tensor:
+        """Diagonal of the per-site covariance, Var_q(x_sk) = m_sk − m_sk²."""
+        return m - m * m
+
+    def tap_covariance(self, m: torch.Tensor) -> torch.Tensor:
+        """Per-site covariance Cov_q(x_sk, x_sl) = δ_kl m_sk − m_sk m_sl, shape (..., sites, states, states)."""
+        p = self._sites(m)
+        return torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)
+
     def check(self, x: torch.Tensor, name: str = "x") -> None:
         super().check(x, name)
         if ((x != 0) & (x != 1)).any():
