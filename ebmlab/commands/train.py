@@ -1,0 +1,179 @@
+"""``ebmlab train``: fit a Boltzmann machine to a named dataset and save it.
+
+    ebmlab train --data digits --layers bernoulli:64,bernoulli:100 --method pcd --mc-steps 1 \\
+        --epochs 20 --lr 1e-3 --seed 0 --out runs/demo
+
+writes ``OUT/model.safetensors`` and prints the final epoch's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NAME = "train"
+HELP = "train an RBM or deep Boltzmann machine on a dataset with CD or PCD and save it"
+MODEL_FILE = "model.safetensors"
+SMALL_MODEL_WEIGHTS = 1_000_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ebmlab.data import DATASET_NAMES
+
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="digits", choices=DATASET_NAMES, help="dataset name")
+    data.add_argument(
+        "--data-dir", default=None, help="folder with the IDX files of mnist / fashion-mnist (else $EBMLAB_DATA, cache)"
+    )
+    data.add_argument("--split", default="train", help="which part of the dataset to train on (e.g. train, train5k)")
+    data.add_argument(
+        "--binarize",
+        default="auto",
+        choices=("auto", "threshold", "stochastic", "none"),
+        help="make the data binary: threshold at 0.5, or sample Bernoulli(x) with --seed; auto thresholds "
+        "non-binary data for a Bernoulli or one-hot visible layer and leaves it alone otherwise",
+    )
+    data.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of the rows held out (seeded) for validation metrics; 0 keeps every row for training",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--layers",
+        default=None,
+        help="layers from visible to top as TYPE:SIZE, e.g. bernoulli:64,bernoulli:100 or gaussian:64,onehot:1x10 "
+        "(default: bernoulli with the data's width, then bernoulli:100)",
+    )
+    model.add_argument(
+        "--init",
+        default="hinton",
+        choices=("hinton", "glorot", "pca"),
+        help="weight initialization (visible biases always from the data)",
+    )
+    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (auto: cuda when available)")
+    model.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch; 0 (auto): one thread for models under a million weights, whose small matmuls "
+        "only lose time to thread synchronisation, else torch's default",
+    )
+    learn = parser.add_argument_group("learning")
+    learn.add_argument("--method", default="pcd", choices=("cd", "pcd"), help="contrastive divergence or persistent CD")
+    learn.add_argument("--mc-steps", type=int, default=1, help="Gibbs sweeps per batch (the k of CD-k / PCD-k)")
+    learn.add_argument("--chains", type=int, default=100, help="persistent chains (pcd only)")
+    learn.add_argument(
+        "--beta-std", type=float, default=0.0, help="std of the chains' driven inverse temperatures (pcd; 0: none)"
+    )
+    learn.add_argument("--epochs", type=int, default=20, help="passes over the training rows")
+    learn.add_argument("--batch-size", type=int, default=100, help="rows per mini-batch")
+    learn.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    learn.add_argument("--optimizer", default="adam", choices=("adam", "sgd"), help="torch.optim optimizer")
+    learn.add_argument(
+        "--l2", type=float, default=0.0, help="weight decay: L2 penalty (λ/2)‖W‖² on every weight matrix"
+    )
+    learn.add_argument("--seed", type=int, default=0, help="seed for the split, initialization, shuffling and sampling")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", default="runs/train", help=f"output folder; the model goes to OUT/{MODEL_FILE}")
+    out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+@dataclass
+class Setup:
+    """Everything ``run`` builds from the arguments, before training."""
+
+    model: Any
+    trainer: Any
+    data: Any
+    validation: Any
+    out: Path
+
+
+def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
+    """Load and prepare the data, build and initialize the model, and the Trainer (with ``callbacks``)."""
+    import torch
+
+    import ebmlab
+    from ebmlab.data import load
+    from ebmlab.layers import BernoulliLayer, OneHotLayer
+    from ebmlab.train import CD, L2, PCD, Trainer
+
+    if not 0 <= args.validation_fraction < 1:
+        raise ValueError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
+    device = torch.device(
+        "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    )
+    ds = load(args.data, split=args.split, data_dir=args.data_dir)
+    layers = ebmlab.parse_layers(args.layers or f"bernoulli:{ds.n_units},bernoulli:100")
+    if len(layers) < 2:
+        raise ValueError(f"--layers must list a visible and at least one hidden layer, got {args.layers!r}")
+    if layers[0].n != ds.n_units:
+        raise ValueError(
+            f"--layers: the visible layer has {layers[0].n} units but {args.data} rows have {ds.n_units}; "
+            f"start --layers with {layers[0].kind}:{ds.n_units}"
+        )
+    discrete = isinstance(layers[0], (BernoulliLayer, OneHotLayer))
+    binary = bool(((ds.data == 0) | (ds.data == 1)).all())
+    if args.binarize == "threshold" or (args.binarize == "auto" and discrete and not binary):
+        ds = ds.binarize(0.5)
+    elif args.binarize == "stochastic":
+        ds = ds.binarize_stochastic(seed=args.seed)
+    train, valid = ds, None
+    if args.validation_fraction > 0:
+        valid, train = ds.split(args.validation_fraction, seed=args.seed)
+    model = ebmlab.BoltzmannMachine(layers, seed=args.seed).to(device)
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: auto), got {args.threads}")
+    if args.threads or sum(w.numel() for w in model.weights) < SMALL_MODEL_WEIGHTS:
+        torch.set_num_threads(args.threads or 1)
+    model.initialize(train.data.to(device), method=args.init, seed=args.seed)
+    if args.method == "cd":
+        method = CD(k=args.mc_steps)
+    else:
+        method = PCD(k=args.mc_steps, chains=args.chains, beta_std=args.beta_std)
+    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[args.optimizer]
+    if args.l2 < 0:
+        raise ValueError(f"--l2 must be >= 0, got {args.l2}")
+    trainer = Trainer(
+        model,
+        method,
+        optimizer=optimizer,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        penalties={"weights.*": L2(args.l2)} if args.l2 > 0 else (),
+        callbacks=callbacks,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    return Setup(model, trainer, train, valid, Path(args.out))
+
+
+def summary(epoch: int, metrics: dict[str, float], seconds: float) -> str:
+    """The final metric line: ``epoch E: name=value … (S s)``."""
+    shown = " ".join(f"{k}={v:.5g}" for k, v in metrics.items() if k not in ("lr", "wall_seconds"))
+    return f"epoch {epoch}: {shown} ({seconds:.1f} s)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ebmlab.data import DatasetNotFoundError
+
+    try:
+        setup = build(args)
+        began = time.perf_counter()
+        setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
+    except (ValueError, TypeError, DatasetNotFoundError) as err:
+        print(f"ebmlab train: error: {err}", file=sys.stderr)
+        return 2
+    path = setup.model.save(setup.out / MODEL_FILE)
+    state = setup.trainer.state
+    print(summary(setup.trainer.epoch, state.metrics if state else {}, time.perf_counter() - began))
+    print(f"model saved to {path}")
+    return 0
