@@ -6,8 +6,9 @@ imports this package.
 
 from __future__ import annotations
 
+from .dashboard import TrainingDashboard
 from .landscape import EnergyLandscape
 from .stepper import GibbsStepper, bars_and_stripes_model
 from .throttle import Throttle
 
-__all__ = ["EnergyLandscape", "GibbsStepper", "Throttle", "bars_and_stripes_model"]
+__all__ = ["EnergyLandscape", "GibbsStepper", "Throttle", "TrainingDashboard", "bars_and_stripes_model"]

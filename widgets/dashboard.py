@@ -1,0 +1,394 @@
+"""TrainingDashboard: watch and steer a Trainer while it trains in a background thread.
+
+The Trainer runs ``fit`` in a daemon thread; the dashboard listens through a ``Callback`` and
+controls the run only through the Trainer's thread controls (``pause``, ``resume``, ``stop``,
+``set_lr``), so the kernel stays responsive and the training logic stays in ``ebmlab.train``.
+
+Drawing happens in the training thread between batches, at most once per ``interval`` seconds
+for the PNG pictures (filters, particles, status) and once per ``plot_interval`` seconds for the
+plotly figures (energy histograms, metric curves, non-image filters), so drawing costs at most
+about cost / interval of the training time.
+
+Energies are those of the history store (``ebmlab.history.recorder``): F(v) for an RBM, F(h_even)
+with the odd layers summed out for deeper stacks (data rows at their mean-field values).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from typing import Any
+
+import ipywidgets
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ebmlab.data import Dataset, as_dataset
+from ebmlab.history import Recorder
+from ebmlab.history.recorder import data_energy, histograms, state_energy
+from ebmlab.train import Callback, Trainer, TrainState
+
+from .base import View
+from .images import filters_image, grid_png, particles_image
+from .throttle import Throttle
+
+FIGURE_MARGIN = {"l": 40, "r": 10, "t": 30, "b": 30}
+
+
+class _Listener(Callback):
+    """The dashboard's ears inside the training loop."""
+
+    def __init__(self, dashboard: TrainingDashboard) -> None:
+        self.dashboard = dashboard
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.dashboard._on_begin(state)
+
+    def on_batch_end(self, state: TrainState) -> None:
+        self.dashboard._on_batch(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.dashboard._on_epoch(state)
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.dashboard._on_end(state)
+
+
+def _format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class TrainingDashboard(View):
+    """Live view and controls of ``trainer`` fitting ``data`` (a ``Dataset`` or a tensor of rows).
+
+    Start/Pause/Resume/Stop buttons and a learning-rate slider act on the running Trainer. With
+    ``data.image_shape`` (height, width), the first ``filters`` weight filters and ``particles``
+    fantasy particles show as tiled PNG images; otherwise filters are line plots and particles a
+    raster (one row per particle). ``history_path`` adds an ``ebmlab.history.Recorder`` (options
+    in ``recorder``) to the Trainer so the run is stored as it trains.
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        data: Any,
+        epochs: int = 10,
+        validation: Any = None,
+        history_path: str | os.PathLike | None = None,
+        interval: float = 0.5,
+        plot_interval: float = 2.0,
+        filters: int = 100,
+        particles: int = 64,
+        energy_rows: int = 500,
+        bins: int = 40,
+        recorder: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(trainer, Trainer):
+            raise TypeError(f"trainer must be an ebmlab.train.Trainer, got {type(trainer).__name__}")
+        self.data = data if isinstance(data, Dataset) else as_dataset(data)
+        for name, value in (("epochs", epochs), ("filters", filters), ("particles", particles), ("bins", bins)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.trainer, self.model, self.validation = trainer, trainer.model, validation
+        shape = self.data.image_shape
+        self.image_shape = tuple(shape) if shape is not None and len(shape) == 2 else None
+        self.n_filters, self.n_particles, self.bins = filters, particles, bins
+        self.picture_throttle, self.plot_throttle = Throttle(interval), Throttle(plot_interval)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.stop_requested_at: float | None = None
+        self.ended_at: float | None = None
+        self.draws = 0
+        g = torch.Generator().manual_seed(0)
+        rows = torch.randperm(len(self.data), generator=g)[:energy_rows]
+        self._energy_data = self.data.data[rows].to(self.model.device, self.model.dtype)
+        self._own_chains: list[torch.Tensor] | None = None
+        self._rate_mark: tuple[float, int] | None = None
+        self._rate = float("nan")
+
+        self.recorder = None
+        if history_path is not None:
+            self.recorder = Recorder(history_path, **(recorder or {}))
+            trainer.callbacks.append(self.recorder)
+        self.listener = _Listener(self)
+        trainer.callbacks.append(self.listener)
+        self._build(epochs)
+        self._draw_pictures(None)
+        self._draw_plots(None)
+        self._status(None)
+
+    # -- layout --------------------------------------------------------------------------------
+    def _build(self, epochs: int) -> None:
+        self.buttons = {
+            "start": ipywidgets.Button(description="Start", icon="play", button_style="success"),
+            "pause": ipywidgets.Button(description="Pause", icon="pause"),
+            "resume": ipywidgets.Button(description="Resume", icon="forward"),
+            "stop": ipywidgets.Button(description="Stop", icon="stop", button_style="danger"),
+        }
+        actions = {"start": self.start, "pause": self.pause, "resume": self.resume, "stop": self.stop}
+        for name, button in self.buttons.items():
+            button.add_class(f"ebmlab-{name}")
+            button.on_click(lambda _, act=actions[name]: act())
+        self.epochs = ipywidgets.BoundedIntText(value=epochs, min=1, max=10**7, description="epochs")
+        self.epochs.layout.width = "160px"
+        self.lr = ipywidgets.FloatLogSlider(
+            value=self.trainer.lr,
+            base=10,
+            min=-6,
+            max=0,
+            step=0.05,
+            description="learning rate",
+            readout_format=".2e",
+            continuous_update=False,
+            style={"description_width": "90px"},
+        )
+        self.lr.observe(lambda change: self.trainer.set_lr(float(change["new"])), names="value")
+        self.status = ipywidgets.HTML()
+        self.status.add_class("ebmlab-status")
+        self.filters_view: ipywidgets.Widget
+        if self.image_shape is not None:
+            self.filters_view = ipywidgets.Image(format="png")
+        else:
+            self.filters_view = go.FigureWidget(
+                layout=go.Layout(height=300, width=420, margin=FIGURE_MARGIN, showlegend=False, xaxis_title="unit")
+            )
+        self.filters_view.add_class("ebmlab-filters")
+        self.particles_view = ipywidgets.Image(format="png")
+        self.particles_view.add_class("ebmlab-particles")
+        self.energy = go.FigureWidget(
+            data=[go.Bar(name="data"), go.Bar(name="fantasy particles")],
+            layout=go.Layout(
+                height=300,
+                width=420,
+                barmode="overlay",
+                bargap=0,
+                margin=FIGURE_MARGIN,
+                title={"text": "free energy", "font": {"size": 13}},
+                legend={"x": 0.55, "y": 1},
+            ),
+        )
+        self.energy.data[0].opacity = self.energy.data[1].opacity = 0.6
+        self.energy.add_class("ebmlab-energy")
+        self.curves: go.FigureWidget | None = None
+        self._curve_names: list[str] = []
+        self.curves_box = ipywidgets.Box()
+
+        def titled(title: str, widget: ipywidgets.Widget) -> ipywidgets.VBox:
+            return ipywidgets.VBox([ipywidgets.HTML(f"<b>{title}</b>"), widget])
+
+        controls = ipywidgets.HBox([*self.buttons.values(), self.epochs, self.lr])
+        pictures = ipywidgets.HBox(
+            [
+                titled("weight filters", self.filters_view),
+                titled("fantasy particles", self.particles_view),
+                self.energy,
+            ]
+        )
+        self.view = ipywidgets.VBox([controls, self.status, pictures, self.curves_box])
+        self.view.add_class("ebmlab-dashboard")
+        self._sync_buttons()
+
+    # -- controls ------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while the training thread is alive."""
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self) -> None:
+        """Train until ``epochs`` epochs in total in a daemon thread (no-op while one runs)."""
+        if self.running:
+            return
+        self.error, self.stop_requested_at, self.ended_at = None, None, None
+        self.thread = threading.Thread(target=self._fit, args=(int(self.epochs.value),), daemon=True, name="ebmlab-fit")
+        self.thread.start()
+        self._sync_buttons()
+
+    def _fit(self, epochs: int) -> None:
+        try:
+            self.trainer.fit(self.data, epochs, validation=self.validation)
+        except BaseException as err:  # shown in the status line; the thread must end cleanly
+            self.error = err
+        finally:
+            self.ended_at = time.monotonic()
+            self._status(self.trainer.state, final=True)
+            self._sync_buttons(finished=True)
+
+    def pause(self) -> None:
+        """Hold training before its next batch."""
+        self.trainer.pause()
+        self._sync_buttons()
+        self._status(self.trainer.state)
+
+    def resume(self) -> None:
+        """Continue a paused run."""
+        self.trainer.resume()
+        self._sync_buttons()
+
+    def stop(self) -> None:
+        """End training before its next batch (the unfinished epoch is not counted)."""
+        self.stop_requested_at = time.monotonic()
+        self.trainer.stop()
+
+    @property
+    def stop_latency(self) -> float | None:
+        """Seconds from ``stop()`` to the end of the training thread (None until both happened)."""
+        if self.stop_requested_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.stop_requested_at
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the training thread ends (or ``timeout`` s); True when it has ended."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.running
+
+    def _sync_buttons(self, finished: bool = False) -> None:
+        running = self.running and not finished
+        paused = running and self.trainer.paused
+        self.buttons["start"].disabled = running
+        self.buttons["pause"].disabled = not running or paused
+        self.buttons["resume"].disabled = not paused
+        self.buttons["stop"].disabled = not running
+
+    # -- callback hooks (training thread) ------------------------------------------------------
+    def _on_begin(self, state: TrainState) -> None:
+        self._rate_mark = (time.perf_counter(), state.step)
+        self.picture_throttle.reset()
+
+    def _on_batch(self, state: TrainState) -> None:
+        if self.picture_throttle.ready():
+            self._measure_rate(state)
+            self._draw_pictures(state)
+            self._status(state)
+        if self.plot_throttle.ready():
+            self._draw_plots(state)
+
+    def _on_epoch(self, state: TrainState) -> None:
+        if self.plot_throttle.ready():
+            self._draw_plots(state)
+
+    def _on_end(self, state: TrainState) -> None:
+        self._draw_pictures(state)
+        self._draw_plots(state)
+
+    # -- drawing -------------------------------------------------------------------------------
+    def _measure_rate(self, state: TrainState) -> None:
+        now = time.perf_counter()
+        if self._rate_mark is not None and state.step > self._rate_mark[1]:
+            self._rate = (state.step - self._rate_mark[1]) * self.trainer.batch_size / (now - self._rate_mark[0])
+        self._rate_mark = (now, state.step)
+
+    @torch.no_grad()
+    def fantasy(self, state: TrainState | None) -> list[torch.Tensor]:
+        """The method's latest negative-phase states, or (when it keeps none) chains of our own.
+
+        Our own chains start from the layer biases and advance one Gibbs sweep per drawing.
+        """
+        particles = getattr(self.trainer.method, "particles", None)
+        if particles:
+            return [p[: self.n_particles].detach() for p in particles]
+        if self._own_chains is None:
+            g = torch.Generator(device=self.model.device).manual_seed(0)
+            self._own_chains = self.model.random_states(self.n_particles, g)
+        if state is not None:
+            self._own_chains = self.model._gibbs(self._own_chains)
+        return self._own_chains
+
+    @torch.no_grad()
+    def _draw_pictures(self, state: TrainState | None) -> None:
+        w = self.model.weights[0].detach()
+        v = self.fantasy(state)[0]
+        if self.image_shape is not None:
+            self.filters_view.value = grid_png(filters_image(w, self.image_shape, self.n_filters))
+            pic = particles_image(v, self.image_shape, self.n_particles, normalize=self._continuous)
+        else:
+            x = v[: self.n_particles].detach().cpu().float().numpy()
+            if self._continuous:
+                lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+                x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+            pic = x
+        self.particles_view.value = grid_png(pic)
+        self.draws += 1
+
+    @property
+    def _continuous(self) -> bool:
+        return not np.isfinite(self.model.layers[0].num_states())
+
+    @torch.no_grad()
+    def energies(self, state: TrainState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bin edges, fraction of data rows per bin, fraction of fantasy particles per bin)."""
+        e_data = data_energy(self.model, self._energy_data).double().cpu().numpy()
+        e_fantasy = state_energy(self.model, self.fantasy(state)).double().cpu().numpy()
+        return histograms(e_data, e_fantasy, self.bins)
+
+    def _draw_plots(self, state: TrainState | None) -> None:
+        edges, h_data, h_fantasy = self.energies(state)
+        centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+        with self.energy.batch_update():
+            for trace, h in zip(self.energy.data, (h_data, h_fantasy)):
+                trace.x, trace.y, trace.width = centres, h, width
+        if self.image_shape is None:
+            self._draw_filter_lines()
+        self._draw_curves()
+
+    def _draw_filter_lines(self) -> None:
+        w = self.model.weights[0].detach().cpu().double().numpy()[:, : min(self.n_filters, 12)]
+        fig = self.filters_view
+        if len(fig.data) != w.shape[1]:
+            fig.data = ()
+            for j in range(w.shape[1]):
+                fig.add_scatter(name=f"filter {j}", mode="lines+markers")
+        with fig.batch_update():
+            for j, trace in enumerate(fig.data):
+                trace.x, trace.y = np.arange(w.shape[0]), w[:, j]
+
+    def _draw_curves(self) -> None:
+        history = {k: list(v) for k, v in self.trainer.history.items()}
+        if not history:
+            return
+        names = list(history)
+        if names != self._curve_names:
+            self._curve_names = names
+            cols = min(4, len(names))
+            rows = math.ceil(len(names) / cols)
+            fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.06)
+            for i, name in enumerate(names):
+                fig.add_scatter(name=name, mode="lines+markers", row=i // cols + 1, col=i % cols + 1)
+            fig.update_layout(height=220 * rows, width=1260, showlegend=False, margin=FIGURE_MARGIN)
+            fig.update_annotations(font_size=12)
+            self.curves = go.FigureWidget(fig)
+            self.curves.add_class("ebmlab-curves")
+            self.curves_box.children = (self.curves,)
+        with self.curves.batch_update():
+            for trace, name in zip(self.curves.data, names):
+                y = history[name]
+                trace.x, trace.y = list(range(1, len(y) + 1)), y
+
+    def _status(self, state: TrainState | None, final: bool = False) -> None:
+        t = self.trainer
+        if state is None:
+            self.status.value = f"ready · epoch {t.epoch} of {self.epochs.value}"
+            return
+        per_epoch = max(state.batches, 1)
+        done_steps = state.epoch * per_epoch + (0 if final else state.batch + 1)
+        left_steps = max(state.epochs * per_epoch - done_steps, 0)
+        left = left_steps * t.batch_size / self._rate if self._rate > 0 else float("nan")
+        if self.error is not None:
+            phase = f"<span style='color:#c00'>failed: {type(self.error).__name__}: {self.error}</span>"
+        elif final:
+            phase = "stopped" if t.epoch < state.epochs else "finished"
+        else:
+            phase = "paused" if t.paused else "training"
+        self.status.value = (
+            f"<b>{phase}</b> · epoch {t.epoch + (0 if final else 1)} of {state.epochs} · "
+            f"batch {state.batch + 1} of {per_epoch} · {self._rate:,.0f} samples/s · "
+            f"time left {_format_seconds(left)} · loss {state.loss:.4g}"
+        )
