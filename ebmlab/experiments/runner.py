@@ -1,0 +1,138 @@
+"""Run one point of a batch: execute the template notebook with papermill into the point's folder.
+
+The folder ends up holding ``parameters.json``, the executed ``notebook.ipynb``, the kernel's output in
+``log.txt``, whatever the notebook writes there (history store, model, figures) and ``status.json``,
+written atomically (temporary file + rename): ``running`` while it runs, then ``finished`` or
+``failed`` with the error text and traceback. ``run_point`` is the task Dask workers import, so it
+lives in the installed package and takes and returns plain JSON-able values only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+STATUS_FILE = "status.json"
+NOTEBOOK_FILE = "notebook.ipynb"
+LOG_FILE = "log.txt"
+PARAMETERS_FILE = "parameters.json"
+HEADLESS_ENV = "EBMLAB_HEADLESS"
+PACKAGES = ("ebmlab", "torch", "numpy", "xarray", "zarr", "papermill", "dask", "distributed", "plotly")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def versions() -> dict[str, str]:
+    """Python and package versions of this process (``"not installed"`` where missing)."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace`` (atomic on POSIX)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def read_status(point_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The point's ``status.json`` as a dict, or ``None`` when it has none (never ran) or it is unreadable."""
+    path = Path(point_dir) / STATUS_FILE
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def kernel_python(kernel_name: str = "python3") -> str:
+    """The interpreter a Jupyter kernel runs (``python`` in a kernelspec means this process's own)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    major, minor = sys.version_info[:2]
+    return sys.executable if argv[0] in {"python", f"python{major}", f"python{major}.{minor}"} else argv[0]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_point(
+    template: str,
+    point_dir: str,
+    parameters: Mapping[str, Any],
+    point_id: str | None = None,
+    axes: Mapping[str, Any] | None = None,
+    kernel_name: str = "python3",
+    execution_timeout: float | None = None,
+) -> dict[str, Any]:
+    """Execute ``template`` with ``parameters`` plus ``out=point_dir``; return the final status dict.
+
+    Never raises for a failing notebook: the error (exception name and message) and the traceback
+    (ANSI colours stripped) go into the status, which is also written to ``point_dir/status.json``.
+    The kernel inherits ``EBMLAB_HEADLESS=1`` so templates can skip interactive widgets.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    folder = Path(point_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    parameters = {**parameters, "out": str(folder)}
+    write_json_atomic(folder / PARAMETERS_FILE, parameters)
+    status: dict[str, Any] = {
+        "id": point_id or folder.name,
+        "axes": dict(axes or {}),
+        "parameters": parameters,
+        "template": str(template),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "started": _now(),
+        "status": "running",
+        "versions": versions(),
+    }
+    write_json_atomic(folder / STATUS_FILE, status)
+    os.environ[HEADLESS_ENV] = "1"
+    start = time.perf_counter()
+    try:
+        status["kernel_python"] = kernel_python(kernel_name)
+        with (folder / LOG_FILE).open("w") as log:
+            papermill.execute_notebook(
+                str(template),
+                str(folder / NOTEBOOK_FILE),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                cwd=str(folder),
+                progress_bar=False,
+                stdout_file=log,
+                stderr_file=log,
+                execution_timeout=execution_timeout,
+            )
+        status.update(status="finished", error=None, traceback=None)
+    except PapermillExecutionError as exc:
+        tb = "\n".join(exc.traceback) if exc.traceback else traceback.format_exc()
+        status.update(
+            status="failed", error=f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})", traceback=_ANSI.sub("", tb)
+        )
+    except Exception as exc:  # any failure of this point is recorded, never raised to the batch
+        status.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    status["ended"] = _now()
+    status["seconds"] = round(time.perf_counter() - start, 3)
+    write_json_atomic(folder / STATUS_FILE, status)
+    return status
