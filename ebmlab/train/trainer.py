@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -218,9 +219,18 @@ class Trainer:
         """Block the training loop before its next batch until ``resume()`` or ``stop()``."""
         self._unpaused.clear()
 
-    def resume(self) -> None:
-        """Let a paused loop continue."""
-        self._unpaused.set()
+    def resume(self, path: str | os.PathLike | None = None) -> Trainer:
+        """Let a paused loop continue; with ``path``, restore the checkpoint there instead.
+
+        ``path`` names a file written by ``ebmlab.history.Checkpoint``; the next ``fit`` continues
+        from its epoch, bit-identically on CPU. Returns the trainer.
+        """
+        if path is None:
+            self._unpaused.set()
+            return self
+        from ..history.checkpoint import resume
+
+        return resume(self, path)
 
     def stop(self) -> None:
         """End the running ``fit`` before its next batch (the unfinished epoch is not counted)."""
