@@ -1,0 +1,342 @@
+"""``Recorder``: a Trainer callback that writes a run's history to a zarr v3 store as it trains.
+
+Per recorded epoch, every number in ``state.metrics`` (a metric first seen later reads NaN at the
+earlier epochs). Per snapshot (before training, every ``snapshot_every`` epochs and at the end):
+the weights and layer parameters, ``particles`` fantasy particles (the method's negative-phase
+states, or fresh samples when the method keeps none) and histograms of the energy of data rows and
+of fantasy particles on shared bins,
+
+    RBM:    F(v) = −log Σ_h exp(−E(v, h))                      (free energy, exact);
+    deeper: F(h_even) = −log Σ_{h_odd} exp(−E(h))             (odd layers summed out; for data
+            the even hidden layers are the mean-field magnetizations given v).
+
+A histogram holds the fraction of rows per bin. See ``schema`` for the names and ``writer`` for
+the crash-safety protocol.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..train.state import Callback
+from . import schema
+from .writer import StoreWriter, is_store
+
+TIMING_METRICS = ("wall_seconds", "samples_per_second")
+
+
+class Recorder(Callback):
+    """Record a run into the zarr store at ``path`` (a directory, conventionally ``*.zarr``).
+
+    Args:
+        path: the store. An existing store of the same model is continued from ``state.epoch``
+            (rows after it are discarded), which is how a resumed run keeps one history; a fresh
+            run (epoch 0) over an existing store needs ``overwrite=True``.
+        every: record the metrics of every ``every``-th epoch (and of the last one).
+        snapshot_every: take a snapshot every ``snapshot_every`` epochs (and before and after training).
+        particles: fantasy particles kept per snapshot.
+        bins: energy-histogram bins.
+        energy_rows: data rows (a fixed random subset) whose energies are histogrammed.
+        sample_steps: Gibbs sweeps for fresh fantasy particles when the method keeps none.
+        seed: seeds the data subset and fresh samples; the trainer's random streams are never used.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        every: int = 1,
+        snapshot_every: int = 5,
+        particles: int = 64,
+        bins: int = 50,
+        energy_rows: int = 1000,
+        sample_steps: int = 100,
+        seed: int = 0,
+        overwrite: bool = False,
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        for name, value in [
+            ("every", every),
+            ("snapshot_every", snapshot_every),
+            ("particles", particles),
+            ("bins", bins),
+            ("energy_rows", energy_rows),
+            ("sample_steps", sample_steps),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.path = Path(path)
+        self.every = every
+        self.snapshot_every = snapshot_every
+        self.particles = particles
+        self.bins = bins
+        self.energy_rows = energy_rows
+        self.sample_steps = sample_steps
+        self.seed = seed
+        self.overwrite = overwrite
+        self.writer: StoreWriter | None = None
+        self._data: torch.Tensor | None = None
+        self._last_epoch = -1
+        self._last_snapshot = -1
+
+    def config(self) -> dict[str, Any]:
+        """The recorder's settings (stored in the ``recorder`` attribute)."""
+        return {
+            "every": self.every,
+            "snapshot_every": self.snapshot_every,
+            "particles": self.particles,
+            "bins": self.bins,
+            "energy_rows": self.energy_rows,
+            "sample_steps": self.sample_steps,
+            "seed": self.seed,
+        }
+
+    # -- callback hooks ------------------------------------------------------------------------
+    def on_train_begin(self, state: Any) -> None:
+        model = state.model
+        self.writer = StoreWriter(self.path)
+        if is_store(self.path) and not (state.epoch == 0 and self.overwrite):
+            self._continue(state)
+        else:
+            self.writer.create(run_attrs(state, self.config()), overwrite=self.overwrite)
+        self.writer.capacity[schema.EPOCH] = int(getattr(state, "epochs", 0) or 0) // self.every + 1
+        self.writer.capacity[schema.SNAPSHOT] = int(getattr(state, "epochs", 0) or 0) // self.snapshot_every + 2
+        self._data = _subset(state.data, self.energy_rows, self.seed).to(model.device, model.dtype)
+        if self.writer.done[schema.SNAPSHOT] == 0:
+            self._snapshot(state)
+        self._commit(status=schema.RUNNING)
+
+    def on_epoch_end(self, state: Any) -> None:
+        wrote = False
+        if state.epoch % self.every == 0:
+            self._row(state)
+            wrote = True
+        if state.epoch % self.snapshot_every == 0:
+            self._snapshot(state)
+            wrote = True
+        if wrote:
+            self._commit()
+
+    def on_train_end(self, state: Any) -> None:
+        if self.writer is None:
+            return
+        if self._last_epoch != state.epoch and state.epoch > 0:
+            self._row(state)
+        if self._last_snapshot != state.epoch:
+            self._snapshot(state)
+        self._commit(status=schema.FINISHED)
+
+    # -- continuing a store --------------------------------------------------------------------
+    def _continue(self, state: Any) -> None:
+        attrs = self.writer.open()
+        if attrs.get(schema.SPEC) != _jsonable(state.model.spec()):
+            raise ValueError(f"the store {self.path} records a different model; use another path")
+        epochs = self.writer.read(schema.EPOCH)
+        if state.epoch == 0 and len(epochs):
+            raise FileExistsError(f"{self.path} already holds a run; pass overwrite=True to replace it")
+        snaps = self.writer.read(schema.SNAPSHOT_EPOCH)
+        keep_e = _prefix((epochs <= state.epoch) & (epochs % self.every == 0))
+        keep_s = _prefix((snaps <= state.epoch) & ((snaps % self.snapshot_every == 0) | (np.arange(len(snaps)) == 0)))
+        self.writer.commit(keep_e, keep_s, status=schema.RUNNING)
+        self.writer.clear(schema.EPOCH, keep_e, len(epochs))
+        self.writer.clear(schema.SNAPSHOT, keep_s, len(snaps))
+        self._last_epoch = int(epochs[keep_e - 1]) if keep_e else 0
+        self._last_snapshot = int(snaps[keep_s - 1]) if keep_s else -1
+        history = getattr(state, "history", None) or {}
+        for epoch in range(self._last_epoch + 1, state.epoch + 1):
+            if epoch % self.every == 0 or epoch == state.epoch:
+                row = {k: v[epoch - 1] for k, v in history.items() if len(v) >= epoch}
+                if row:
+                    self._write_row(epoch, row)
+
+    # -- rows ----------------------------------------------------------------------------------
+    def _row(self, state: Any) -> None:
+        metrics = dict(state.metrics)
+        if "lr" not in metrics and getattr(state, "lr", None) is not None:
+            metrics["lr"] = state.lr
+        self._write_row(state.epoch, metrics)
+
+    def _write_row(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+        w = self.writer
+        i = w.done[schema.EPOCH]
+        w.ensure(schema.EPOCH, [schema.EPOCH], [], "int64", -1)
+        w.write(schema.EPOCH, i, np.array([epoch], dtype=np.int64))
+        for name, value in metrics.items():
+            var = schema.metric_var(name)
+            w.ensure(var, [schema.EPOCH], [], "float64", np.nan, attrs={"metric": name})
+            w.write(var, i, np.array([_float(name, value)], dtype=np.float64))
+        w.done[schema.EPOCH] = i + 1
+        self._last_epoch = epoch
+
+    # -- snapshots -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def _snapshot(self, state: Any) -> None:
+        model, w = state.model, self.writer
+        s = w.done[schema.SNAPSHOT]
+        dtype = str(model.dtype).removeprefix("torch.")
+        units = [schema.unit_dim(layer.name) for layer in model.layers]
+        w.ensure(schema.SNAPSHOT_EPOCH, [schema.SNAPSHOT], [], "int64", -1)
+        w.write(schema.SNAPSHOT_EPOCH, s, np.array([state.epoch], dtype=np.int64))
+        for i, weight in enumerate(model.weights):
+            name = schema.weights_var(i)
+            w.ensure(name, [schema.SNAPSHOT, units[i], units[i + 1]], weight.shape, dtype, 0.0, compress=False)
+            w.write(name, s, _numpy(weight)[None])
+        for layer, dim in zip(model.layers, units):
+            for pname, p in layer.named_parameters(recurse=False):
+                if tuple(p.shape) == (layer.n,):
+                    name = schema.param_var(layer.name, pname)
+                    w.ensure(name, [schema.SNAPSHOT, dim], [layer.n], dtype, 0.0)
+                    w.write(name, s, _numpy(p)[None])
+        states = self._fantasy_states(state)
+        fantasy = np.full((self.particles, model.layers[0].n), np.nan, dtype=dtype)
+        fantasy[: states[0].shape[0]] = _numpy(states[0])
+        w.ensure(schema.FANTASY, [schema.SNAPSHOT, schema.PARTICLE, units[0]], fantasy.shape, dtype, np.nan)
+        w.write(schema.FANTASY, s, fantasy[None])
+        e_data = _numpy(data_energy(model, self._data)).astype(np.float64)
+        e_fant = _numpy(state_energy(model, states)).astype(np.float64)
+        edges, h_data, h_fant = histograms(e_data, e_fant, self.bins)
+        w.ensure(schema.BIN_EDGES, [schema.SNAPSHOT, schema.BIN_EDGE], [self.bins + 1], "float64", np.nan)
+        w.write(schema.BIN_EDGES, s, edges[None])
+        for name, h in [(schema.ENERGY_HIST_DATA, h_data), (schema.ENERGY_HIST_FANTASY, h_fant)]:
+            w.ensure(name, [schema.SNAPSHOT, schema.BIN], [self.bins], "float64", np.nan)
+            w.write(name, s, h[None])
+        w.done[schema.SNAPSHOT] = s + 1
+        self._last_snapshot = state.epoch
+
+    def _fantasy_states(self, state: Any) -> list[torch.Tensor]:
+        model = state.model
+        particles = getattr(state.method, "particles", None)
+        if particles:
+            return [p[: self.particles].detach().to(model.dtype) for p in particles]
+        return model.sample(self.particles, steps=self.sample_steps, seed=self.seed + int(state.epoch))
+
+    def _commit(self, **attrs: Any) -> None:
+        w = self.writer
+        w.commit(w.done[schema.EPOCH], w.done[schema.SNAPSHOT], **attrs)
+
+
+# -- energies and histograms -------------------------------------------------------------------
+def data_energy(model: Any, v: torch.Tensor) -> torch.Tensor:
+    """F(v) for an RBM; for deeper stacks F(h_even) with the even hidden layers at their mean-field values."""
+    if model.depth == 2:
+        return model._free_energy(v)
+    return model._partial_free_energy(model._mean_field(v, 50, 1e-6), 1)
+
+
+def state_energy(model: Any, states: list[torch.Tensor]) -> torch.Tensor:
+    """F(v) of the visible states for an RBM; F(h_even) with the odd layers summed out for deeper stacks."""
+    if model.depth == 2:
+        return model._free_energy(states[0])
+    return model._partial_free_energy(list(states), 1)
+
+
+def histograms(a: np.ndarray, b: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shared edges spanning the finite values of ``a`` and ``b``, and the fraction of each per bin."""
+    finite = np.concatenate([a[np.isfinite(a)], b[np.isfinite(b)]])
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    out = []
+    for x in (a, b):
+        x = x[np.isfinite(x)]
+        counts = np.histogram(x, edges)[0].astype(np.float64)
+        out.append(counts / max(x.size, 1))
+    return edges, out[0], out[1]
+
+
+# -- attributes --------------------------------------------------------------------------------
+def run_attrs(state: Any, recorder: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything needed to rerun: model spec, method, optimizer, scheduler, seed, dataset, versions."""
+    trainer, method, optimizer = state.trainer, state.method, state.optimizer
+    method_attrs = {"name": getattr(method, "name", type(method).__name__)}
+    if hasattr(method, "config"):
+        method_attrs.update(method.config())
+    optimizer_attrs: dict[str, Any] = {"class": type(optimizer).__name__ if optimizer is not None else None}
+    if optimizer is not None and optimizer.param_groups:
+        optimizer_attrs["hyperparameters"] = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+    scheduler = getattr(trainer, "scheduler", None)
+    data = state.data
+    attrs = {
+        schema.SPEC: state.model.spec(),
+        schema.METHOD: method_attrs,
+        schema.OPTIMIZER: optimizer_attrs,
+        schema.SCHEDULER: None if scheduler is None else {"class": type(scheduler).__name__},
+        schema.TRAINER: {
+            k: getattr(trainer, k) for k in ("batch_size", "seed") if getattr(trainer, k, None) is not None
+        }
+        | {"epochs": getattr(state, "epochs", None)},
+        schema.SEED: getattr(trainer, "seed", None),
+        schema.DATASET: getattr(data, "name", type(data).__name__),
+        schema.VERSIONS: versions(),
+        schema.RECORDER: dict(recorder),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return _jsonable(attrs)
+
+
+def versions() -> dict[str, str]:
+    """Versions of python, torch, numpy, xarray, zarr and ebmlab."""
+    import xarray
+    import zarr
+
+    from .. import __version__
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "xarray": xarray.__version__,
+        "zarr": zarr.__version__,
+        "ebmlab": __version__,
+    }
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, torch.Tensor):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return repr(x)
+
+
+def _float(name: str, value: Any) -> float:
+    if value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}") from err
+
+
+def _prefix(mask: np.ndarray) -> int:
+    """Length of the leading run of True in ``mask``."""
+    return int(np.argmin(mask)) if not mask.all() else len(mask)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _subset(data: Any, rows: int, seed: int) -> torch.Tensor:
+    x = data.data if hasattr(data, "data") else torch.as_tensor(data)
+    if x.shape[0] <= rows:
+        return x
+    g = torch.Generator().manual_seed(seed)
+    return x[torch.randperm(x.shape[0], generator=g)[:rows]]

@@ -1,0 +1,172 @@
+"""Crash-safe, concurrently readable zarr v3 store: pre-allocated arrays and a counter written last.
+
+Arrays along ``epoch`` and ``snapshot`` are allocated ahead and grown a chunk at a time. A row is
+written into its region first; only then does ``commit`` rewrite the group attributes with the
+counts of finished rows (``epochs_done``, ``snapshots_done``) and the list of variables. Every
+file zarr writes is replaced atomically (temp file + rename), so a reader that takes the counters
+from one read of the group metadata and slices each array to them sees only finished rows, and a
+process killed at any moment leaves every committed row intact.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from . import schema
+
+GROWING = (schema.EPOCH, schema.SNAPSHOT)
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a run-history store (a zarr group with the ebmlab.history format)."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return False
+    try:
+        attrs = zarr.open_group(path, mode="r").attrs
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return attrs.get(schema.FORMAT_ATTR) == schema.FORMAT
+
+
+class StoreWriter:
+    """Owns one run store: creates variables, writes rows into pre-allocated regions, commits.
+
+    ``chunks`` gives, per growing dimension, the rows per chunk; arrays grow by at least 16 rows
+    at a time, and new arrays start with room for ``capacity[dim]`` rows (set it ahead of time).
+    """
+
+    def __init__(self, path: str | os.PathLike, chunks: Mapping[str, int] | None = None) -> None:
+        self.path = Path(path)
+        self.chunks = {schema.EPOCH: 256, schema.SNAPSHOT: 1, **(chunks or {})}
+        self.group: zarr.Group | None = None
+        self.arrays: dict[str, zarr.Array] = {}
+        self.variables: dict[str, list[str]] = {}
+        self.done = dict.fromkeys(GROWING, 0)
+        self.capacity = dict.fromkeys(GROWING, 0)
+
+    # -- opening -------------------------------------------------------------------------------
+    def create(self, attrs: Mapping[str, Any], overwrite: bool = False) -> None:
+        """Start a new store at ``path`` with ``attrs``; an existing one is removed when ``overwrite``."""
+        if self.path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{self.path} already exists; pass overwrite=True to replace it")
+            if not is_store(self.path):
+                raise ValueError(f"{self.path} exists and is not a run-history store; refusing to delete it")
+            shutil.rmtree(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.group = zarr.create_group(
+            self.path,
+            zarr_format=3,
+            attributes={
+                **attrs,
+                schema.FORMAT_ATTR: schema.FORMAT,
+                schema.FORMAT_VERSION_ATTR: schema.FORMAT_VERSION,
+                schema.EPOCHS_DONE: 0,
+                schema.SNAPSHOTS_DONE: 0,
+                schema.VARIABLES: {},
+            },
+        )
+
+    def open(self) -> dict[str, Any]:
+        """Reopen an existing store for appending; returns its attributes."""
+        if not is_store(self.path):
+            raise ValueError(f"{self.path} is not a run-history store")
+        self.group = zarr.open_group(self.path, mode="r+")
+        attrs = dict(self.group.attrs)
+        self.variables = {k: list(v) for k, v in attrs[schema.VARIABLES].items()}
+        self.arrays = {name: self.group[name] for name in self.variables}
+        self.done = {schema.EPOCH: int(attrs[schema.EPOCHS_DONE]), schema.SNAPSHOT: int(attrs[schema.SNAPSHOTS_DONE])}
+        return attrs
+
+    def read(self, name: str) -> np.ndarray:
+        """The committed rows of variable ``name`` (empty when it does not exist yet)."""
+        if name not in self.arrays:
+            return np.zeros(0)
+        arr = self.arrays[name]
+        dims = self.variables[name]
+        return arr[tuple(slice(0, self.done[d]) if d in GROWING else slice(None) for d in dims)]
+
+    # -- variables -----------------------------------------------------------------------------
+    def ensure(
+        self,
+        name: str,
+        dims: Sequence[str],
+        shape: Sequence[int],
+        dtype: Any,
+        fill_value: Any,
+        attrs: Mapping[str, Any] | None = None,
+        compress: bool = True,
+    ) -> zarr.Array:
+        """The array ``name``; created (pre-allocated along its leading growing dim) if missing.
+
+        ``shape`` gives the sizes of the non-growing dims, in order.
+        """
+        if name in self.arrays:
+            return self.arrays[name]
+        dims = list(dims)
+        lead = dims[0]
+        if lead not in GROWING or any(d in GROWING for d in dims[1:]):
+            raise ValueError(f"dims of {name} must start with one of {GROWING} and hold no other, got {dims}")
+        chunk = self.chunks[lead]
+        rows = _round_up(max(self.done[lead] + 1, self.capacity[lead]), self._growth(lead))
+        kwargs: dict[str, Any] = {} if compress else {"compressors": None}
+        arr = self.group.create_array(
+            name,
+            shape=(rows, *shape),
+            chunks=(chunk, *shape),
+            dtype=dtype,
+            fill_value=fill_value,
+            dimension_names=dims,
+            attributes=dict(attrs or {}),
+            **kwargs,
+        )
+        self.arrays[name] = arr
+        self.variables[name] = dims
+        return arr
+
+    def _growth(self, dim: str) -> int:
+        return max(self.chunks[dim], 16)
+
+    def write(self, name: str, start: int, values: np.ndarray) -> None:
+        """Write rows ``start : start + len(values)`` of ``name``, growing the array when needed."""
+        arr = self.arrays[name]
+        stop = start + len(values)
+        if stop > arr.shape[0]:
+            dim = self.variables[name][0]
+            arr.resize((_round_up(stop, self._growth(dim)), *arr.shape[1:]))
+        arr[start:stop] = values
+
+    def clear(self, dim: str, start: int, stop: int) -> None:
+        """Reset rows ``start:stop`` of every variable along ``dim`` to its fill value."""
+        for name, dims in self.variables.items():
+            if dims[0] == dim and start < stop:
+                arr = self.arrays[name]
+                stop_ = min(stop, arr.shape[0])
+                if start < stop_:
+                    arr[start:stop_] = arr.fill_value
+
+    # -- committing ----------------------------------------------------------------------------
+    def commit(self, epochs: int, snapshots: int, **attrs: Any) -> None:
+        """Publish ``epochs`` finished epochs and ``snapshots`` snapshots (and ``attrs``): the last write."""
+        self.done = {schema.EPOCH: int(epochs), schema.SNAPSHOT: int(snapshots)}
+        self.group.attrs.update(
+            {
+                **attrs,
+                schema.VARIABLES: self.variables,
+                schema.EPOCHS_DONE: self.done[schema.EPOCH],
+                schema.SNAPSHOTS_DONE: self.done[schema.SNAPSHOT],
+            }
+        )
+
+
+def _round_up(n: int, step: int) -> int:
+    return int(math.ceil(n / step) * step)
