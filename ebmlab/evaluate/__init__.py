@@ -5,6 +5,10 @@ lower bound for deep stacks), pseudo-likelihood, reconstruction error, free-ener
 quality (energy distance, k-NN KL estimates, Fréchet distance), heat capacity and weight
 statistics.
 
+Log Z: ``exact.log_partition(model)`` (enumeration), ``ais.log_partition(model, chains, betas,
+data=..., reverse=...)``; ``estimate_log_likelihood(model, test, data)`` combines forward and
+reverse AIS into a bracket of the test log-likelihood.
+
 Every metric in the registry is a callable ``(model, data) -> float`` usable as a Trainer
 validation metric, looked up by name with ``get_metric(name)``. The one exception is
 ``"free_energy_gap"``, which compares two data sets: ``free_energy_gap(model, train, valid)``
@@ -17,6 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import ais, exact, schedules
+from .ais import AISResult, LikelihoodEstimate, estimate_log_likelihood
+from .bounds import mean_field_lower_bound, variational_free_energy
+from .exact import log_likelihood, mean_log_likelihood
 from .free_energy_gap import free_energy_gap, mean_free_energy
 from .pseudo_likelihood import pseudo_likelihood, pseudo_likelihood_rows
 from .reconstruction import reconstruction_error
@@ -36,6 +44,7 @@ METRICS: dict[str, Metric] = {
     "pseudo_likelihood_per_unit": _pseudo_likelihood_per_unit,
     "free_energy": mean_free_energy,
     "free_energy_gap": free_energy_gap,
+    "log_likelihood": mean_log_likelihood,
     "weight_norm": weight_norm,
     "weight_sparsity": weight_sparsity,
 }
@@ -63,13 +72,23 @@ def list_metrics() -> list[str]:
 __all__ = [
     "METRICS",
     "PAIRED_METRICS",
+    "AISResult",
+    "LikelihoodEstimate",
+    "ais",
+    "estimate_log_likelihood",
+    "exact",
     "free_energy_gap",
     "get_metric",
     "list_metrics",
+    "log_likelihood",
+    "mean_field_lower_bound",
     "mean_free_energy",
+    "mean_log_likelihood",
     "pseudo_likelihood",
     "pseudo_likelihood_rows",
     "reconstruction_error",
+    "schedules",
+    "variational_free_energy",
     "weight_norm",
     "weight_sparsity",
 ]

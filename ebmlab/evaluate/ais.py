@@ -1,0 +1,334 @@
+"""Annealed importance sampling (Neal 2001) for log Z, forward and reverse.
+
+Path. The base model has independent visible units fit to the data (the "base-rate" model of
+Salakhutdinov & Murray 2008: Bernoulli biases logit(mean), one-hot log-frequencies, Gaussian
+mean/variance) and the hidden layers free with their own biases. The intermediate models
+interpolate the visible energy and switch the couplings on:
+
+    E_β(h) = (1 − β) H_base(v) + β H_0(v) + Σ_{i≥1} H_i(h_i) − β Σ_i r(h_{i−1})ᵀ W_i r(h_i),
+
+so E_0 is the base model (log Z_0 is a sum of per-layer log partitions) and E_1 the target. The
+odd layers are summed out analytically, leaving the even ones (for an RBM, just v):
+
+    f_β(x) = −(1 − β) H_base(v) − β H_0(v) − Σ_{even i≥2} H_i(h_i) + Σ_{odd i} log Z_i(β f_i(x)).
+
+Forward AIS draws x_1 ~ p_0, then for k = 1 … K adds f_k(x_k) − f_{k−1}(x_k) to the log-weight
+and moves x by a block-Gibbs sweep T_k that leaves p_{β_k} invariant. E[w] = Z_K / Z_0 exactly,
+so by Jensen log Ẑ is a *stochastic lower bound* on log Z: E[log Ẑ] ≤ log Z, and Markov's
+inequality gives P(log Ẑ > log Z + t) ≤ e^{−t}. A log-likelihood −F(v) − log Ẑ computed from it
+therefore tends to be an *overestimate*.
+
+Reverse AIS runs the same chain backwards from β = 1 to 0, starting from samples of the target;
+the weights Π f_{k−1}(x_k)/f_k(x_k) estimate Z_0 / Z_K without bias, so log Z_0 − log(mean w) is
+a *stochastic upper bound* on log Z and the log-likelihood from it is *conservative*. Exact
+target samples are unavailable, so — as in Burda, Grosse & Salakhutdinov (2015, "Accurate and
+conservative estimates of MRF log-likelihood using reverse annealing") — the chains start at data
+rows (the even hidden layers of a deep stack drawn by visible-clamped Gibbs sweeps), optionally
+followed by ``burn_in`` free Gibbs sweeps at β = 1. The bound holds to the extent that the data
+look like model samples; forward and reverse estimates together bracket log Z.
+
+Per temperature an RBM costs two matrix products (v W for the hidden field, used by both the
+weight and the hidden sample, and h Wᵀ for the visible field); sampling runs in the model's
+dtype while the log-weights accumulate in float64 from float64 hidden log-partitions.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .._checks import check_positive_int
+from ..layers import BernoulliLayer, GaussianLayer, Layer, OneHotLayer
+from ..model import MAX_ENUMERATION
+from ._common import check_model, is_discrete
+from .bounds import variational_free_energy
+from .schedules import get_schedule
+
+CLAMPED_SWEEPS = 50
+
+
+@dataclass
+class AISResult:
+    """An AIS estimate of log Z.
+
+    ``log_weights`` (float64, one per chain) are log(Z_K/Z_0) estimates for a forward run and
+    log(Z_0/Z_K) estimates for a reverse one; ``stderr`` is the delta-method standard error of
+    log Ẑ, sd(w) / (√n · mean(w)); ``ess`` = (Σw)² / Σw² is the effective number of chains.
+    """
+
+    log_z: float
+    stderr: float
+    ess: float
+    log_weights: torch.Tensor
+    log_z_base: float
+    reverse: bool
+    steps: int
+    seconds: float
+
+    @property
+    def bound(self) -> str:
+        """Which side of log Z the estimate lies on in expectation."""
+        return "upper" if self.reverse else "lower"
+
+
+class BaseRate:
+    """Independent visible units fit to data: the β = 0 end of the AIS path.
+
+    ``layer`` is a copy of the model's visible layer with ``init_from_data(data)`` applied (or the
+    model's own visible parameters when ``data`` is None), so H_base has the same form as H_0.
+    """
+
+    def __init__(self, visible: Layer, data: torch.Tensor | None) -> None:
+        self.layer = copy.deepcopy(visible)
+        if data is not None:
+            self.layer.init_from_data(data)
+        self.target = visible
+
+    def log_partition(self) -> float:
+        """log Σ_v exp(−H_base(v))."""
+        return float(self.layer.log_partition(self.layer.zero_field(1)).to(torch.float64)[0])
+
+    def sample(self, rows: int, generator: torch.Generator | None) -> torch.Tensor:
+        return self.layer.random(rows, generator)
+
+    def energy_gap(self, v: torch.Tensor) -> torch.Tensor:
+        """H_0(v) − H_base(v) in float64: the slope of the visible energy along the path."""
+        return (self.target.energy(v) - self.layer.energy(v)).to(torch.float64)
+
+    def mixed_sample(self, field: torch.Tensor, beta: float, generator: torch.Generator | None) -> torch.Tensor:
+        """v ~ exp(−(1 − β) H_base(v) − β H_0(v) + β fᵀr(v)) / Z."""
+        layer, base = self.target, self.layer
+        if isinstance(layer, (BernoulliLayer, OneHotLayer)):
+            # linear energies −bᵀv: the mixture is the target layer with bias shifted by (1 − β)(b_base − b)
+            return layer.sample(beta * field + (1 - beta) * (base.bias - layer.bias), 1.0, generator)
+        if isinstance(layer, GaussianLayer):
+            # precision λ = (1 − β)/σ_B² + β/σ², mean ((1 − β)μ_B/σ_B² + β(μ + f)/σ²)/λ
+            precision = (1 - beta) / base.var + beta / layer.var
+            mean = ((1 - beta) * base.loc / base.var + beta * (layer.loc + field) / layer.var) / precision
+            noise = torch.randn(field.shape, dtype=field.dtype, device=field.device, generator=generator)
+            return mean + noise / precision.sqrt()
+        raise TypeError(f"AIS does not know how to anneal visible layer {layer.label}")
+
+
+def _stats(log_weights: torch.Tensor) -> tuple[float, float, float]:
+    """(log mean exp, delta-method stderr of it, effective sample size)."""
+    n = log_weights.shape[0]
+    top = log_weights.max()
+    w = torch.exp(log_weights - top)
+    mean = w.mean()
+    lme = float(top + torch.log(mean))
+    stderr = float(w.std(unbiased=True) / (math.sqrt(n) * mean)) if n > 1 else math.inf
+    ess = float(w.sum() ** 2 / (w**2).sum())
+    return lme, stderr, ess
+
+
+def _initial_forward(model: Any, base: BaseRate, chains: int, g: torch.Generator | None) -> list[torch.Tensor]:
+    states = [layer.random(chains, g) for layer in model.layers]
+    states[0] = base.sample(chains, g)
+    return states
+
+
+def _initial_reverse(
+    model: Any, init: torch.Tensor, chains: int, burn_in: int, g: torch.Generator | None
+) -> list[torch.Tensor]:
+    rows = init.shape[0]
+    if rows >= chains:
+        pick = torch.randperm(rows, generator=g, device=init.device)[:chains]
+    else:
+        pick = torch.randint(rows, (chains,), generator=g, device=init.device)
+    states = model.random_states(chains, g)
+    states[0] = init[pick]
+    if model.depth > 2:
+        clamp = [torch.ones(model.layers[0].n, dtype=torch.bool, device=init.device)] + [None] * (model.depth - 1)
+        for _ in range(CLAMPED_SWEEPS):
+            states = model._gibbs(states, 1.0, clamp, g)
+    for _ in range(burn_in):
+        states = model._gibbs(states, 1.0, None, g)
+    return states
+
+
+def _anneal_bernoulli_rbm(
+    model: Any,
+    base: BaseRate,
+    v: torch.Tensor,
+    betas: list[float],
+    g: torch.Generator | None,
+    desc: str,
+    progress: bool,
+) -> torch.Tensor:
+    """The RBM fast path of ``_anneal`` for Bernoulli visible and hidden layers.
+
+    Per temperature: a = vW; log w += Σ_j softplus(β_k a_j + c_j) − softplus(β_{k−1} a_j + c_j)
+    − (β_k − β_{k−1})(b_B − b)ᵀv in float64; h ~ σ(β_k a + c); v ~ σ(β_k hWᵀ + b + (1 − β_k)(b_B − b)).
+    """
+    w = model.weights[0].detach()
+    wt = w.T.contiguous()
+    c = model.layers[1].bias.detach()
+    c64 = c.to(torch.float64)
+    b = model.layers[0].bias.detach()
+    shift = base.layer.bias.detach() - b
+    shift64 = shift.to(torch.float64)
+    softplus = torch.nn.functional.softplus
+    log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
+    gap = v.to(torch.float64) @ shift64
+    last = len(betas) - 1
+    for k in tqdm(range(1, last + 1), desc=desc, disable=not progress, leave=False, mininterval=1.0):
+        prev, cur = betas[k - 1], betas[k]
+        a = v @ w
+        a64 = a.to(torch.float64)
+        log_w += softplus(torch.add(c64, a64, alpha=cur)).sum(1) - softplus(torch.add(c64, a64, alpha=prev)).sum(1)
+        log_w -= (cur - prev) * gap
+        if k == last:
+            break
+        p_h = torch.sigmoid(torch.add(c, a, alpha=cur))
+        h = torch.rand(p_h.shape, dtype=p_h.dtype, device=p_h.device, generator=g).lt_(p_h).to(p_h.dtype)
+        p_v = torch.sigmoid(torch.addmm(torch.add(b, shift, alpha=1 - cur), h, wt, alpha=cur))
+        v = torch.rand(p_v.shape, dtype=p_v.dtype, device=p_v.device, generator=g).lt_(p_v).to(p_v.dtype)
+        gap = v.to(torch.float64) @ shift64
+    return log_w
+
+
+def _anneal(
+    model: Any,
+    base: BaseRate,
+    states: list[torch.Tensor],
+    betas: list[float],
+    g: torch.Generator | None,
+    desc: str,
+    progress: bool,
+) -> torch.Tensor:
+    """Σ_k f_{β_k}(x_k) − f_{β_{k−1}}(x_k) along ``betas``, with Gibbs moves at β_k in between."""
+    if model.depth == 2 and all(type(layer) is BernoulliLayer for layer in model.layers):
+        return _anneal_bernoulli_rbm(model, base, states[0], betas, g, desc, progress)
+    odd = list(range(1, model.depth, 2))
+    even = list(range(0, model.depth, 2))
+    log_w = torch.zeros(states[0].shape[0], dtype=torch.float64, device=states[0].device)
+    gap = base.energy_gap(states[0])
+    last = len(betas) - 1
+    for k in tqdm(range(1, last + 1), desc=desc, disable=not progress, leave=False, mininterval=1.0):
+        prev, cur = betas[k - 1], betas[k]
+        fields = [model._field(states, i) for i in odd]
+        log_w -= (cur - prev) * gap
+        for i, f in zip(odd, fields):
+            f64 = f.to(torch.float64)
+            layer = model.layers[i]
+            log_w += layer.log_partition(cur * f64) - layer.log_partition(prev * f64)
+        if k == last:
+            break
+        for i, f in zip(odd, fields):
+            states[i] = model.layers[i].sample(cur * f, 1.0, g)
+        for i in even:
+            f = model._field(states, i)
+            states[i] = base.mixed_sample(f, cur, g) if i == 0 else model.layers[i].sample(cur * f, 1.0, g)
+        gap = base.energy_gap(states[0])
+    return log_w
+
+
+@torch.no_grad()
+def log_partition(
+    model: Any,
+    chains: int = 100,
+    betas: Any = "sm2008",
+    data: Any = None,
+    reverse: bool = False,
+    init: Any = None,
+    burn_in: int = 0,
+    seed: int | None = 0,
+    progress: bool = True,
+) -> AISResult:
+    """Estimate log Z of ``model`` by AIS from the base-rate model fit to ``data``.
+
+    ``betas``: a preset name (``"sm2008"``, ``"moderate"``, ``"fast"``, see ``schedules``) or an
+    increasing sequence from 0 to 1. ``data`` (visible rows) fits the base model; without it the
+    base uses the model's own visible parameters. ``reverse=True`` anneals from β = 1 to 0 with
+    chains started at rows of ``init`` (default ``data``; required) followed by ``burn_in`` Gibbs
+    sweeps at β = 1: a stochastic upper bound instead of a lower one (see the module docstring).
+    """
+    model = check_model(model)
+    chains = check_positive_int(chains, "chains")
+    burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
+    schedule = get_schedule(betas)
+    x = None if data is None else model._visible(data, "data")
+    base = BaseRate(model.layers[0], x)
+    g = model.generator(seed)
+    start = time.perf_counter()
+    if reverse:
+        if init is None and x is None:
+            raise ValueError("reverse AIS needs data (or init) to start its chains from")
+        start_rows = x if init is None else model._visible(init, "init")
+        states = _initial_reverse(model, start_rows, chains, burn_in, g)
+        betas_list = schedule.flip(0).tolist()
+    else:
+        states = _initial_forward(model, base, chains, g)
+        betas_list = schedule.tolist()
+    log_z0 = base.log_partition() + sum(
+        float(layer.log_partition(layer.zero_field(1)).to(torch.float64)[0]) for layer in model.layers[1:]
+    )
+    desc = "AIS reverse" if reverse else "AIS forward"
+    log_w = _anneal(model, base, states, betas_list, g, desc, progress).cpu()
+    lme, stderr, ess = _stats(log_w)
+    log_z = log_z0 - lme if reverse else log_z0 + lme
+    return AISResult(log_z, stderr, ess, log_w, log_z0, reverse, len(betas_list) - 1, time.perf_counter() - start)
+
+
+@dataclass
+class LikelihoodEstimate:
+    """Average test log-likelihood from AIS estimates of log Z.
+
+    ``forward`` = data_term − log Ẑ_forward tends to *overestimate* log p (log Ẑ_forward is a
+    stochastic lower bound); ``reverse`` = data_term − log Ẑ_reverse tends to *underestimate* it.
+    ``data_term`` is the mean of −F(v) when the free energy is exact ("exact"), or of the
+    mean-field lower bound −F_q(v) for deep stacks whose even hidden layers cannot be enumerated
+    ("mean-field lower bound"), in which case both numbers are lower-bound estimates.
+    """
+
+    forward: float
+    reverse: float | None
+    data_term: float
+    data_term_kind: str
+    log_z_forward: AISResult
+    log_z_reverse: AISResult | None
+
+
+def data_term(model: Any, v: Any) -> tuple[torch.Tensor, str]:
+    """(−F(v) per row, "exact") or, for deep stacks too large to enumerate, the mean-field bound."""
+    even = [model.layers[i] for i in range(2, model.depth, 2)]
+    if all(map(is_discrete, even)) and math.prod(layer.num_states() for layer in even) <= MAX_ENUMERATION:
+        return -model.free_energy(v).to(torch.float64), "exact"
+    return -variational_free_energy(model, v), "mean-field lower bound"
+
+
+@torch.no_grad()
+def estimate_log_likelihood(
+    model: Any,
+    test: Any,
+    data: Any = None,
+    chains: int = 100,
+    betas: Any = "sm2008",
+    reverse: bool = True,
+    init: Any = None,
+    burn_in: int = 0,
+    seed: int | None = 0,
+    progress: bool = True,
+) -> LikelihoodEstimate:
+    """Mean log p(v) over ``test`` with log Z from forward (and, if ``reverse``, reverse) AIS.
+
+    ``data`` fits the base model and starts the reverse chains (default: ``test``); ``init``
+    overrides the reverse starting rows. Other arguments as in ``log_partition``.
+    """
+    model = check_model(model)
+    x = model._visible(test, "test")
+    fit = x if data is None else model._visible(data, "data")
+    term, kind = data_term(model, x)
+    mean_term = float(term.mean())
+    fwd = log_partition(model, chains, betas, fit, False, None, 0, seed, progress)
+    rev = log_partition(model, chains, betas, fit, True, init, burn_in, seed, progress) if reverse else None
+    return LikelihoodEstimate(
+        mean_term - fwd.log_z, None if rev is None else mean_term - rev.log_z, mean_term, kind, fwd, rev
+    )
