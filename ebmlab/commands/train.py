@@ -3,7 +3,8 @@
     ebmlab train --data digits --layers bernoulli:64,bernoulli:100 --method pcd --mc-steps 1 \\
         --epochs 20 --lr 1e-3 --seed 0 --out runs/demo
 
-writes ``OUT/model.safetensors`` and prints the final epoch's metrics.
+writes ``OUT/model.safetensors``, the run history ``OUT/history.zarr`` and the checkpoint
+``OUT/checkpoint.safetensors`` (``--resume`` continues from it), and prints the final epoch's metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 NAME = "train"
 HELP = "train an RBM or deep Boltzmann machine on a dataset with CD or PCD and save it"
 MODEL_FILE = "model.safetensors"
+HISTORY_DIR = "history.zarr"
+CHECKPOINT_FILE = "checkpoint.safetensors"
 SMALL_MODEL_WEIGHTS = 1_000_000
 
 
@@ -84,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--out", default="runs/train", help=f"output folder; the model goes to OUT/{MODEL_FILE}")
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    out.add_argument(
+        "--no-history", action="store_true", help=f"record neither OUT/{HISTORY_DIR} nor OUT/{CHECKPOINT_FILE}"
+    )
+    out.add_argument("--snapshot-every", type=int, default=5, help="epochs between snapshots in the history")
+    out.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints")
+    out.add_argument("--resume", action="store_true", help=f"continue the run in OUT from OUT/{CHECKPOINT_FILE}")
 
 
 @dataclass
@@ -162,14 +171,29 @@ def summary(epoch: int, metrics: dict[str, float], seconds: float) -> str:
     return f"epoch {epoch}: {shown} ({seconds:.1f} s)"
 
 
+def history_callbacks(args: argparse.Namespace) -> list[Any]:
+    """Recorder (OUT/history.zarr, replaced unless resuming) and Checkpoint callbacks, unless --no-history."""
+    if args.no_history:
+        return []
+    from ebmlab.history import Checkpoint, Recorder
+
+    out = Path(args.out)
+    return [
+        Recorder(out / HISTORY_DIR, snapshot_every=args.snapshot_every, overwrite=not args.resume),
+        Checkpoint(out / CHECKPOINT_FILE, every=args.checkpoint_every),
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from ebmlab.data import DatasetNotFoundError
 
     try:
-        setup = build(args)
+        setup = build(args, history_callbacks(args))
+        if args.resume:
+            setup.trainer.resume(setup.out / CHECKPOINT_FILE)
         began = time.perf_counter()
         setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
-    except (ValueError, TypeError, DatasetNotFoundError) as err:
+    except (ValueError, TypeError, DatasetNotFoundError, FileNotFoundError, FileExistsError) as err:
         print(f"ebmlab train: error: {err}", file=sys.stderr)
         return 2
     path = setup.model.save(setup.out / MODEL_FILE)
