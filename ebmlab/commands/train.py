@@ -185,8 +185,11 @@ def history_callbacks(args: argparse.Namespace) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ebmlab.data import DatasetNotFoundError
 
+    threads = torch.get_num_threads()  # build() may lower it for a small model; restore for in-process callers
     try:
         setup = build(args, history_callbacks(args))
         if args.resume:
@@ -196,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, DatasetNotFoundError, FileNotFoundError, FileExistsError) as err:
         print(f"ebmlab train: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)
     path = setup.model.save(setup.out / MODEL_FILE)
     state = setup.trainer.state
     print(summary(setup.trainer.epoch, state.metrics if state else {}, time.perf_counter() - began))
