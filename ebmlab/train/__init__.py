@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .constraints import Constraint, FixedMask, MaxNorm, NonNegative
-from .methods import CD, PCD, GammaProcess, Method
+from .methods import CD, PCD, PT, TAP, GammaProcess, Method
 from .penalties import L1, L2, Penalty
 from .state import Callback, TrainState
 from .trainer import Trainer, TrainingDiverged, default_metrics, epoch_seed
@@ -13,6 +13,8 @@ __all__ = [
     "L1",
     "L2",
     "PCD",
+    "PT",
+    "TAP",
     "Callback",
     "Constraint",
     "FixedMask",

@@ -6,5 +6,17 @@ from .base import Method, data_free_energy, model_free_energy, positive_phase
 from .cd import CD
 from .driven import GammaProcess
 from .pcd import PCD
+from .pt import PT
+from .tap import TAP
 
-__all__ = ["CD", "PCD", "GammaProcess", "Method", "data_free_energy", "model_free_energy", "positive_phase"]
+__all__ = [
+    "CD",
+    "PCD",
+    "PT",
+    "TAP",
+    "GammaProcess",
+    "Method",
+    "data_free_energy",
+    "model_free_energy",
+    "positive_phase",
+]
