@@ -111,6 +111,7 @@ class TrainingDashboard(View):
         rows = torch.randperm(len(self.data), generator=g)[:energy_rows]
         self._energy_data = self.data.data[rows].to(self.model.device, self.model.dtype)
         self._own_chains: list[torch.Tensor] | None = None
+        self._begin_step = 0
         self._rate_mark: tuple[float, int] | None = None
         self._rate = float("nan")
 
@@ -176,10 +177,10 @@ class TrainingDashboard(View):
             ),
         )
         self.energy.data[0].opacity = self.energy.data[1].opacity = 0.6
-        self.energy.add_class("ebmlab-energy")
         self.curves: go.FigureWidget | None = None
         self._curve_names: list[str] = []
         self.curves_box = ipywidgets.Box()
+        self.curves_box.add_class("ebmlab-curves")
 
         def titled(title: str, widget: ipywidgets.Widget) -> ipywidgets.VBox:
             return ipywidgets.VBox([ipywidgets.HTML(f"<b>{title}</b>"), widget])
@@ -189,7 +190,7 @@ class TrainingDashboard(View):
             [
                 titled("weight filters", self.filters_view),
                 titled("fantasy particles", self.particles_view),
-                self.energy,
+                ipywidgets.Box([self.energy]).add_class("ebmlab-energy"),
             ]
         )
         self.view = ipywidgets.VBox([controls, self.status, pictures, self.curves_box])
@@ -260,6 +261,7 @@ class TrainingDashboard(View):
 
     # -- callback hooks (training thread) ------------------------------------------------------
     def _on_begin(self, state: TrainState) -> None:
+        self._begin_step = state.step
         self._rate_mark = (time.perf_counter(), state.step)
         self.picture_throttle.reset()
 
@@ -357,15 +359,14 @@ class TrainingDashboard(View):
         names = list(history)
         if names != self._curve_names:
             self._curve_names = names
-            cols = min(4, len(names))
+            cols = min(3, len(names))
             rows = math.ceil(len(names) / cols)
             fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.06)
             for i, name in enumerate(names):
                 fig.add_scatter(name=name, mode="lines+markers", row=i // cols + 1, col=i % cols + 1)
-            fig.update_layout(height=220 * rows, width=1260, showlegend=False, margin=FIGURE_MARGIN)
+            fig.update_layout(height=220 * rows, width=960, showlegend=False, margin=FIGURE_MARGIN)
             fig.update_annotations(font_size=12)
             self.curves = go.FigureWidget(fig)
-            self.curves.add_class("ebmlab-curves")
             self.curves_box.children = (self.curves,)
         with self.curves.batch_update():
             for trace, name in zip(self.curves.data, names):
@@ -373,14 +374,17 @@ class TrainingDashboard(View):
                 trace.x, trace.y = list(range(1, len(y) + 1)), y
 
     def _status(self, state: TrainState | None, final: bool = False) -> None:
+        """Epoch, batch, samples/s (the last epoch's training throughput, else measured between
+        drawings) and time left = remaining batches × (elapsed time / batches done in this fit)."""
         t = self.trainer
         if state is None:
             self.status.value = f"ready · epoch {t.epoch} of {self.epochs.value}"
             return
         per_epoch = max(state.batches, 1)
-        done_steps = state.epoch * per_epoch + (0 if final else state.batch + 1)
-        left_steps = max(state.epochs * per_epoch - done_steps, 0)
-        left = left_steps * t.batch_size / self._rate if self._rate > 0 else float("nan")
+        done = state.step - self._begin_step
+        left_steps = max(state.epochs * per_epoch - (state.epoch * per_epoch + (0 if final else state.batch + 1)), 0)
+        left = left_steps * state.elapsed / done if done > 0 else float("nan")
+        rate = state.metrics.get("samples_per_second", self._rate)
         if self.error is not None:
             phase = f"<span style='color:#c00'>failed: {type(self.error).__name__}: {self.error}</span>"
         elif final:
@@ -389,6 +393,6 @@ class TrainingDashboard(View):
             phase = "paused" if t.paused else "training"
         self.status.value = (
             f"<b>{phase}</b> · epoch {t.epoch + (0 if final else 1)} of {state.epochs} · "
-            f"batch {state.batch + 1} of {per_epoch} · {self._rate:,.0f} samples/s · "
+            f"batch {state.batch + 1} of {per_epoch} · {rate:,.0f} samples/s · "
             f"time left {_format_seconds(left)} · loss {state.loss:.4g}"
         )

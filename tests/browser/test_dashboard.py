@@ -1,0 +1,78 @@
+"""The TrainingDashboard in a real JupyterLab: it renders, its filters move while training, Stop stops."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from .conftest import Notebook
+
+CELLS = [
+    "import torch\n"
+    "torch.set_num_threads(1)\n"
+    "from ebmlab import BernoulliLayer, BoltzmannMachine\n"
+    "from ebmlab.data import load\n"
+    "from ebmlab.train import PCD, Trainer\n"
+    "from widgets import TrainingDashboard\n"
+    "data = load('digits').binarize()\n"
+    "model = BoltzmannMachine([BernoulliLayer(64), BernoulliLayer(64)]).initialize(data.data)\n"
+    "trainer = Trainer(model, PCD(k=1, chains=64), lr=3e-3, batch_size=20, progress=False)\n"
+    "dash = TrainingDashboard(trainer, data, epochs=100_000, interval=0.3, plot_interval=1.0)\n"
+    "display(dash)\n"
+    "print('READY')",
+    "print(f'RUNNING={dash.running} LATENCY={dash.stop_latency} EPOCH={trainer.epoch}')",
+]
+
+
+@pytest.fixture(scope="module")
+def notebook(lab, page) -> Notebook:
+    nb = Notebook(page, lab, lab.write_notebook("dashboard.ipynb", CELLS))
+    nb.run(0, expect="READY", timeout=90)
+    page.locator(".ebmlab-dashboard").wait_for(timeout=30_000)
+    return nb
+
+
+def _started(notebook: Notebook) -> None:
+    dash = notebook.page.locator(".ebmlab-dashboard")
+    start = dash.get_by_role("button", name="Start")
+    if start.is_enabled():
+        start.click()
+    dash.locator(".ebmlab-status").get_by_text("training").wait_for(timeout=20_000)
+
+
+def test_dashboard_renders_and_trains(notebook: Notebook, screenshots) -> None:
+    dash = notebook.page.locator(".ebmlab-dashboard")
+    for name in ("Start", "Pause", "Resume", "Stop"):
+        assert dash.get_by_role("button", name=name).is_visible()
+    assert dash.locator("img.ebmlab-filters").evaluate("img => img.naturalWidth") > 0
+    dash.locator(".ebmlab-energy .js-plotly-plot").wait_for(timeout=30_000)
+    _started(notebook)
+    dash.locator(".ebmlab-curves .js-plotly-plot").wait_for(timeout=60_000)  # after the first epoch
+    time.sleep(2.0)
+    dash.screenshot(path=str(screenshots / "dashboard.png"))
+
+
+def test_filter_image_changes_while_training(notebook: Notebook) -> None:
+    _started(notebook)
+    filters = notebook.page.locator(".ebmlab-dashboard img.ebmlab-filters")
+    first = filters.screenshot()
+    time.sleep(2.0)
+    second = filters.screenshot()
+    assert first != second
+
+
+def test_stop_ends_the_training_thread_within_two_seconds(notebook: Notebook) -> None:
+    _started(notebook)
+    dash = notebook.page.locator(".ebmlab-dashboard")
+    clicked = time.monotonic()
+    dash.get_by_role("button", name="Stop").click()
+    dash.locator(".ebmlab-status").get_by_text("stopped").wait_for(timeout=10_000)
+    assert time.monotonic() - clicked < 5.0
+    out = notebook.run(1, expect="RUNNING=")
+    found = re.search(r"RUNNING=(\w+) LATENCY=([\d.e-]+) EPOCH=(\d+)", out)
+    assert found, out
+    assert found.group(1) == "False"
+    assert float(found.group(2)) < 2.0  # measured in the kernel: Stop click to thread end
+    assert int(found.group(3)) >= 1
