@@ -1,15 +1,19 @@
 """Run histories (zarr v3 stores readable while they grow), checkpoints and resuming.
 
-``Recorder`` and ``Checkpoint`` are Trainer callbacks; ``open_run``, ``open_runs``, ``to_netcdf``
-and ``list_runs`` read what they wrote. Store names are listed in ``ebmlab.history.schema``.
+``Recorder`` and ``Checkpoint`` are Trainer callbacks; ``open_run``, ``open_runs``, ``to_netcdf``,
+``list_runs`` and ``snapshot_model`` read what they wrote (imported on first use, so a training
+process does not load xarray). Store names are listed in ``ebmlab.history.schema``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import schema
 from .checkpoint import Checkpoint, load_checkpoint, resume, save_checkpoint
-from .reader import list_runs, open_run, open_runs, run_parameters, snapshot_model, to_netcdf
 from .recorder import Recorder
+
+_READERS = ("list_runs", "open_run", "open_runs", "run_parameters", "snapshot_model", "to_netcdf")
 
 __all__ = [
     "Checkpoint",
@@ -25,3 +29,11 @@ __all__ = [
     "snapshot_model",
     "to_netcdf",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _READERS:
+        from . import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

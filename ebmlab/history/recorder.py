@@ -88,6 +88,7 @@ class Recorder(Callback):
         self._data: torch.Tensor | None = None
         self._last_epoch = -1
         self._last_snapshot = -1
+        self._ready = False
 
     def config(self) -> dict[str, Any]:
         """The recorder's settings (stored in the ``recorder`` attribute)."""
@@ -104,6 +105,7 @@ class Recorder(Callback):
     # -- callback hooks ------------------------------------------------------------------------
     def on_train_begin(self, state: Any) -> None:
         model = state.model
+        self._ready = False
         self.writer = StoreWriter(self.path)
         if is_store(self.path) and not (state.epoch == 0 and self.overwrite):
             self._continue(state)
@@ -115,8 +117,11 @@ class Recorder(Callback):
         if self.writer.done[schema.SNAPSHOT] == 0:
             self._snapshot(state)
         self._commit(status=schema.RUNNING)
+        self._ready = True
 
     def on_epoch_end(self, state: Any) -> None:
+        if not self._ready:
+            raise RuntimeError("Recorder.on_epoch_end before a successful on_train_begin")
         wrote = False
         if state.epoch % self.every == 0:
             self._row(state)
@@ -128,7 +133,7 @@ class Recorder(Callback):
             self._commit()
 
     def on_train_end(self, state: Any) -> None:
-        if self.writer is None:
+        if not self._ready:
             return
         if self._last_epoch != state.epoch and state.epoch > 0:
             self._row(state)
@@ -162,8 +167,11 @@ class Recorder(Callback):
     # -- rows ----------------------------------------------------------------------------------
     def _row(self, state: Any) -> None:
         metrics = dict(state.metrics)
-        if "lr" not in metrics and getattr(state, "lr", None) is not None:
-            metrics["lr"] = state.lr
+        if "lr" not in metrics:
+            lr = getattr(state, "lr", None)
+            if (lr is None or np.isnan(lr)) and state.optimizer is not None:
+                lr = state.optimizer.param_groups[0]["lr"]
+            metrics["lr"] = lr
         self._write_row(state.epoch, metrics)
 
     def _write_row(self, epoch: int, metrics: Mapping[str, Any]) -> None:
@@ -286,18 +294,23 @@ def run_attrs(state: Any, recorder: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """Versions of python, torch, numpy, xarray, zarr and ebmlab."""
-    import xarray
-    import zarr
+    """Versions of python, torch, numpy, xarray, zarr and ebmlab (xarray is not imported for it)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     from .. import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "xarray": xarray.__version__,
-        "zarr": zarr.__version__,
+        "xarray": installed("xarray"),
+        "zarr": installed("zarr"),
         "ebmlab": __version__,
     }
 
