@@ -26,6 +26,7 @@ from .runner import read_status
 
 HISTORY_DIR = "history.zarr"
 MAX_TILES = 64
+BOOKKEEPING = frozenset({"loss", "lr", "wall_seconds", "samples_per_second"})  # plotted after the model metrics
 
 
 @dataclass
@@ -81,11 +82,17 @@ def _image_shape(units: int, attrs: dict[str, Any]) -> tuple[int, int]:
     return (side, side) if side * side == units else (1, units)
 
 
-def tiles_png(images: np.ndarray, shape: tuple[int, int], normalize: bool) -> str:
-    """A grid of ``images`` (rows of pixels) as a PNG data URI; each tile min–max scaled if ``normalize``."""
+def tiles_png(images: np.ndarray, shape: tuple[int, int], normalize: bool) -> str | None:
+    """A grid of ``images`` (rows of pixels) as a PNG data URI; each tile min–max scaled if ``normalize``.
+
+    Rows holding NaN (unused particle slots) are left out; ``None`` when no row is left.
+    """
     from PIL import Image
 
-    images = np.asarray(images, dtype=np.float64)[:MAX_TILES].reshape(-1, *shape)
+    images = np.asarray(images, dtype=np.float64)
+    images = images[~np.isnan(images).any(axis=1)][:MAX_TILES].reshape(-1, *shape)
+    if len(images) == 0:
+        return None
     if normalize:
         low = images.min(axis=(1, 2), keepdims=True)
         span = images.max(axis=(1, 2), keepdims=True) - low
@@ -178,7 +185,8 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
         raise ValueError(f"{run_dir} holds no points (expected points/<id>/status.json)")
     for run in runs:
         _read_history(run)
-    metrics = sorted({m for run in runs for m in run.metrics})
+    found = {m for run in runs for m in run.metrics}
+    metrics = sorted(found - BOOKKEEPING) + sorted(found & BOOKKEEPING)
     axes = list(dict.fromkeys(k for run in runs for k in (run.status.get("axes") or {})))
     counts = {s: sum(r.state == s for r in runs) for s in dict.fromkeys(r.state for r in runs)}
 
