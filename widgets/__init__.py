@@ -6,9 +6,19 @@ imports this package.
 
 from __future__ import annotations
 
+from .comparison import RunComparison
 from .dashboard import TrainingDashboard
 from .landscape import EnergyLandscape
 from .stepper import GibbsStepper, bars_and_stripes_model
 from .throttle import Throttle
+from .viewer import RunViewer
 
-__all__ = ["EnergyLandscape", "GibbsStepper", "Throttle", "TrainingDashboard", "bars_and_stripes_model"]
+__all__ = [
+    "EnergyLandscape",
+    "GibbsStepper",
+    "RunComparison",
+    "RunViewer",
+    "Throttle",
+    "TrainingDashboard",
+    "bars_and_stripes_model",
+]

@@ -25,7 +25,6 @@ import ipywidgets
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from ebmlab.data import Dataset, as_dataset
 from ebmlab.history import Recorder
@@ -33,10 +32,16 @@ from ebmlab.history.recorder import data_energy, histograms, state_energy
 from ebmlab.train import Callback, Trainer, TrainState
 
 from .base import View
-from .images import filters_image, grid_png, particles_image
+from .figures import (
+    curves_figure,
+    energy_figure,
+    filter_lines_figure,
+    update_curves,
+    update_energy,
+    update_filter_lines,
+)
+from .images import filters_image, grid_png, states_png
 from .throttle import Throttle
-
-FIGURE_MARGIN = {"l": 40, "r": 10, "t": 30, "b": 30}
 
 
 class _Listener(Callback):
@@ -158,25 +163,11 @@ class TrainingDashboard(View):
         if self.image_shape is not None:
             self.filters_view = ipywidgets.Image(format="png")
         else:
-            self.filters_view = go.FigureWidget(
-                layout=go.Layout(height=300, width=420, margin=FIGURE_MARGIN, showlegend=False, xaxis_title="unit")
-            )
+            self.filters_view = filter_lines_figure()
         self.filters_view.add_class("ebmlab-filters")
         self.particles_view = ipywidgets.Image(format="png")
         self.particles_view.add_class("ebmlab-particles")
-        self.energy = go.FigureWidget(
-            data=[go.Bar(name="data"), go.Bar(name="fantasy particles")],
-            layout=go.Layout(
-                height=300,
-                width=420,
-                barmode="overlay",
-                bargap=0,
-                margin=FIGURE_MARGIN,
-                title={"text": "free energy", "font": {"size": 13}},
-                legend={"x": 0.55, "y": 1},
-            ),
-        )
-        self.energy.data[0].opacity = self.energy.data[1].opacity = 0.6
+        self.energy = energy_figure()
         self.curves: go.FigureWidget | None = None
         self._curve_names: list[str] = []
         self.curves_box = ipywidgets.Box()
@@ -306,23 +297,13 @@ class TrainingDashboard(View):
 
     @torch.no_grad()
     def _draw_pictures(self, state: TrainState | None) -> None:
-        w = self.model.weights[0].detach()
-        v = self.fantasy(state)[0]
         if self.image_shape is not None:
+            w = self.model.weights[0].detach()
             self.filters_view.value = grid_png(filters_image(w, self.image_shape, self.n_filters))
-            pic = particles_image(v, self.image_shape, self.n_particles, normalize=self._continuous)
-        else:
-            x = v[: self.n_particles].detach().cpu().float().numpy()
-            if self._continuous:
-                lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
-                x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
-            pic = x
-        self.particles_view.value = grid_png(pic)
+        continuous = not np.isfinite(self.model.layers[0].num_states())
+        v = self.fantasy(state)[0]
+        self.particles_view.value = states_png(v, self.image_shape, self.n_particles, normalize=continuous)
         self.draws += 1
-
-    @property
-    def _continuous(self) -> bool:
-        return not np.isfinite(self.model.layers[0].num_states())
 
     @torch.no_grad()
     def energies(self, state: TrainState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -332,46 +313,18 @@ class TrainingDashboard(View):
         return histograms(e_data, e_fantasy, self.bins)
 
     def _draw_plots(self, state: TrainState | None) -> None:
-        edges, h_data, h_fantasy = self.energies(state)
-        centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-        with self.energy.batch_update():
-            for trace, h in zip(self.energy.data, (h_data, h_fantasy)):
-                trace.x, trace.y, trace.width = centres, h, width
+        update_energy(self.energy, *self.energies(state))
         if self.image_shape is None:
-            self._draw_filter_lines()
-        self._draw_curves()
-
-    def _draw_filter_lines(self) -> None:
-        w = self.model.weights[0].detach().cpu().double().numpy()[:, : min(self.n_filters, 12)]
-        fig = self.filters_view
-        if len(fig.data) != w.shape[1]:
-            fig.data = ()
-            for j in range(w.shape[1]):
-                fig.add_scatter(name=f"filter {j}", mode="lines+markers")
-        with fig.batch_update():
-            for j, trace in enumerate(fig.data):
-                trace.x, trace.y = np.arange(w.shape[0]), w[:, j]
-
-    def _draw_curves(self) -> None:
-        history = {k: list(v) for k, v in self.trainer.history.items()}
+            update_filter_lines(self.filters_view, self.model.weights[0].detach().cpu().double().numpy())
+        history = self.trainer.history
         if not history:
             return
         names = list(history)
         if names != self._curve_names:
             self._curve_names = names
-            cols = min(3, len(names))
-            rows = math.ceil(len(names) / cols)
-            fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.06)
-            for i, name in enumerate(names):
-                fig.add_scatter(name=name, mode="lines+markers", row=i // cols + 1, col=i % cols + 1)
-            fig.update_layout(height=220 * rows, width=960, showlegend=False, margin=FIGURE_MARGIN)
-            fig.update_annotations(font_size=12)
-            self.curves = go.FigureWidget(fig)
+            self.curves = curves_figure(names)
             self.curves_box.children = (self.curves,)
-        with self.curves.batch_update():
-            for trace, name in zip(self.curves.data, names):
-                y = history[name]
-                trace.x, trace.y = list(range(1, len(y) + 1)), y
+        update_curves(self.curves, [{k: (range(1, len(v) + 1), list(v)) for k, v in history.items()}])
 
     def _status(self, state: TrainState | None, final: bool = False) -> None:
         """Epoch, batch, samples/s (the last epoch's training throughput, else measured between

@@ -119,3 +119,31 @@ def rgb_png(rgb: np.ndarray, scale: int = 1) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels, mode="RGB").save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def states_png(
+    samples: torch.Tensor | np.ndarray,
+    image_shape: Sequence[int] | None,
+    limit: int = 100,
+    normalize: bool = False,
+) -> bytes:
+    """PNG of visible states: tiled images with an ``image_shape``, else a raster (one row per state).
+
+    Rows holding NaN (unfilled particle slots of a stored run) are left out.
+    """
+    x = _as_array(samples, "samples")
+    x = x[~np.isnan(x).any(axis=1)][:limit]
+    if x.shape[0] == 0:
+        x = np.full((1, x.shape[1]), 0.5, dtype=np.float32)
+    if image_shape is not None:
+        return grid_png(particles_image(x, image_shape, limit, normalize=normalize))
+    if normalize:
+        lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+        x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return grid_png(x)
+
+
+def guess_image_shape(units: int) -> tuple[int, int] | None:
+    """(√n, √n) when ``units`` is a perfect square above 3, else None."""
+    side = math.isqrt(units)
+    return (side, side) if side * side == units and side > 1 else None

@@ -1,0 +1,131 @@
+"""RunViewer and RunComparison state tests (no browser) on small stored runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab.data import Dataset
+from ebmlab.history import Recorder, open_run
+from ebmlab.train import CD, PCD, Callback, Trainer
+from widgets import RunComparison, RunViewer
+from widgets.images import filters_image, grid_png
+
+DATA = Dataset((torch.rand(60, 16, generator=torch.Generator().manual_seed(0)) < 0.3).float(), name="toy")
+
+
+def _train(path, method, epochs: int = 3, hidden: int = 6, callbacks=(), trainer=None) -> Trainer:
+    if trainer is None:
+        model = BoltzmannMachine([BernoulliLayer(16), BernoulliLayer(hidden)], seed=1)
+        trainer = Trainer(
+            model,
+            method,
+            lr=1e-2,
+            batch_size=20,
+            progress=False,
+            metrics={"mean_weight": lambda m, x: float(m.weights[0].mean())},
+            callbacks=[Recorder(path, snapshot_every=1, particles=8, bins=10), *callbacks],
+        )
+    trainer.fit(DATA, epochs)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    pcd = _train(base / "pcd.zarr", PCD(k=1, chains=8))
+    cd = _train(base / "cd.zarr", CD(k=1), epochs=2, hidden=4)
+    return {"pcd": (base / "pcd.zarr", pcd), "cd": (base / "cd.zarr", cd)}
+
+
+def test_viewer_shows_each_snapshot(runs) -> None:
+    path, trainer = runs["pcd"]
+    viewer = RunViewer(path)
+    stored = open_run(path)
+    assert viewer.image_shape == (4, 4)  # 16 visible units guessed square
+    assert viewer.slider.max == 3 and viewer.slider.value == 3  # snapshots at epochs 0, 1, 2, 3
+    viewer.slider.value = 1
+    w = stored["weights_0"].isel(snapshot=1).values
+    assert viewer.filters_view.value == grid_png(filters_image(w, (4, 4)))
+    assert "epoch <b>1</b>" in viewer.epoch_label.value
+    assert {s.x0 for s in viewer.curves.layout.shapes} == {1}
+    np.testing.assert_allclose(viewer.energy.data[0].y, stored["energy_hist_data"].isel(snapshot=1).values)
+    panel = viewer._names.index("mean_weight")
+    assert list(viewer.curves.data[panel].y) == trainer.history["mean_weight"]
+    assert "finished" in viewer.info.value
+
+
+def test_viewer_refresh_picks_up_new_epochs(tmp_path) -> None:
+    path = tmp_path / "grow.zarr"
+    trainer = _train(path, PCD(k=1, chains=8), epochs=1)
+    viewer = RunViewer(path)
+    assert viewer.slider.max == 1
+    assert not viewer.refresh()
+    _train(path, None, epochs=3, trainer=trainer)  # the same Recorder continues the store
+    assert viewer.refresh()
+    assert viewer.slider.max == 3 and viewer.slider.value == 3
+    assert len(viewer.curves.data[0].y) == 3
+
+
+def test_viewer_follows_a_run_being_written(tmp_path) -> None:
+    path = tmp_path / "live.zarr"
+    first_epoch = threading.Event()
+
+    class Signal(Callback):
+        def on_epoch_end(self, state) -> None:
+            first_epoch.set()
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=_train, args=(path, PCD(k=1, chains=8), 5), kwargs={"callbacks": [Signal()]})
+    thread.start()
+    assert first_epoch.wait(20)
+    viewer = RunViewer(path, follow=True, poll=0.05)
+    assert viewer.following and viewer.follow_box.value
+    thread.join(30)
+    deadline = time.monotonic() + 10
+    while viewer.following and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not viewer.following and not viewer.follow_box.value  # stops once the run is finished
+    assert viewer.status == "finished"
+    assert viewer.slider.max == 5 and viewer.slider.value == 5
+
+
+def test_viewer_bad_arguments(tmp_path, runs) -> None:
+    with pytest.raises(ValueError, match="not a run-history store"):
+        RunViewer(tmp_path)
+    with pytest.raises(ValueError, match="image_shape"):
+        RunViewer(runs["pcd"][0], image_shape=(3, 5))
+    with pytest.raises(ValueError, match="poll"):
+        RunViewer(runs["pcd"][0], poll=0)
+
+
+def test_comparison_overlays_runs_and_tabulates_them(runs) -> None:
+    (p_pcd, t_pcd), (p_cd, t_cd) = runs["pcd"], runs["cd"]
+    comp = RunComparison([p_pcd, p_cd])
+    assert comp.labels == ["pcd", "cd"]
+    assert comp.epochs() == [0, 1, 2, 3] and comp.epoch.value == 3
+    names = [a.text for a in comp.curves.layout.annotations]
+    i = names.index("mean_weight")
+    assert list(comp.curves.data[2 * i].y) == t_pcd.history["mean_weight"]
+    assert list(comp.curves.data[2 * i + 1].y)[:2] == t_cd.history["mean_weight"]
+    # at epoch 3 the CD run (2 epochs) shows its last snapshot, taken at epoch 2
+    assert "epoch 3" in comp._panels[0][1].value and "epoch 2" in comp._panels[1][1].value
+    comp.epoch.value = 1
+    assert "epoch 1" in comp._panels[1][1].value
+    w = open_run(p_cd)["weights_0"].isel(snapshot=1).values
+    assert comp._panels[1][2].value == grid_png(filters_image(w, (4, 4), 36))
+    table = comp.table.value
+    assert ">pcd<" in table and ">cd<" in table and "16x6" in table and "16x4" in table
+    assert f"{t_cd.history['mean_weight'][-1]:.4g}" in table
+
+
+def test_comparison_bad_arguments(runs) -> None:
+    with pytest.raises(TypeError, match="paths"):
+        RunComparison(runs["pcd"][0])
+    with pytest.raises(ValueError, match="labels"):
+        RunComparison([runs["pcd"][0]], labels=["a", "b"])

@@ -1,0 +1,193 @@
+"""RunComparison: several stored runs side by side — how trainers (CD, PCD, TAP, PT, …) compare.
+
+Overlaid metric curves (one panel per metric, one colour per run); the weight filters and
+fantasy particles of every run at a chosen epoch (each run's latest snapshot at or before it);
+a table of each run's parameters (``ebmlab.history.run_parameters``) and final metrics.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+import numpy as np
+import xarray as xr
+
+from ebmlab.history import open_run, run_parameters, schema
+
+from .base import View
+from .figures import COLORS, curves_figure, filter_lines_figure, update_curves, update_filter_lines
+from .viewer import metric_series, resolve_image_shape, snapshot_pictures
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    stems = [p.name.removesuffix(".zarr").removesuffix(".nc") for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{p.parent.name}/{s}" for p, s in zip(paths, stems)]
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.4g}"
+    return html.escape("–" if value is None else str(value))
+
+
+OPTIMIZER_SHOWN = ("optimizer_lr", "optimizer_momentum", "optimizer_weight_decay")
+
+
+def _shown(key: str, values: list[Any]) -> bool:
+    """Table columns: set parameters, leaving out flags and the optimizer's rarely-changed settings."""
+    if key.startswith("optimizer_") and key not in OPTIMIZER_SHOWN:
+        return False
+    return any(v is not None and not isinstance(v, bool) for v in values)
+
+
+def final_metrics(run: xr.Dataset) -> dict[str, float]:
+    """The last finite value of every metric of a run (NaN when it never had one)."""
+    out = {}
+    for name, (_, values) in metric_series(run).items():
+        finite = np.asarray(values, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        out[name] = float(finite[-1]) if finite.size else float("nan")
+    return out
+
+
+class RunComparison(View):
+    """Compare the runs stored at ``paths`` (at least one); ``labels`` name them (default: file names).
+
+    ``image_shape`` applies to every run whose visible units match it; other runs get a square
+    guess or, failing that, line plots of their filters.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike],
+        labels: Sequence[str] | None = None,
+        image_shape: Sequence[int] | None = None,
+        filters: int = 36,
+        particles: int = 36,
+    ) -> None:
+        if isinstance(paths, (str, os.PathLike)) or not isinstance(paths, Sequence) or not paths:
+            raise TypeError("paths must be a non-empty list of run-history paths")
+        self.paths = [Path(p) for p in paths]
+        self.labels = list(labels) if labels is not None else _labels(self.paths)
+        if len(self.labels) != len(self.paths):
+            raise ValueError(f"labels must name each of the {len(self.paths)} runs, got {len(self.labels)}")
+        self.requested_shape, self.n_filters, self.n_particles = image_shape, filters, particles
+        self.runs = [open_run(p) for p in self.paths]
+        for path, run in zip(self.paths, self.runs):
+            if run.sizes.get(schema.SNAPSHOT, 0) == 0:
+                raise ValueError(f"the run at {path} has no snapshot yet")
+        self.image_shapes = [self._shape(run) for run in self.runs]
+
+        epochs = self.epochs()
+        self.epoch = ipywidgets.SelectionSlider(
+            options=epochs, value=epochs[-1], description="epoch", continuous_update=False
+        )
+        self.epoch.add_class("ebmlab-compare-epoch")
+        self.refresh_button = ipywidgets.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.table = ipywidgets.HTML()
+        self.table.add_class("ebmlab-compare-table")
+        self.pictures = ipywidgets.HBox(layout={"flex_flow": "row wrap"})
+        self.pictures.add_class("ebmlab-compare-pictures")
+        self.curves_box = ipywidgets.Box()
+        self.curves_box.add_class("ebmlab-compare-curves")
+        self._panels = [self._panel(k) for k in range(len(self.runs))]
+        self.pictures.children = [p[0] for p in self._panels]
+        self.view = ipywidgets.VBox(
+            [ipywidgets.HBox([self.epoch, self.refresh_button]), self.pictures, self.curves_box, self.table]
+        )
+        self.view.add_class("ebmlab-run-comparison")
+        self.epoch.observe(lambda change: self.show(int(change["new"])), names="value")
+        self._redraw()
+
+    def _shape(self, run: xr.Dataset) -> tuple[int, int] | None:
+        try:
+            return resolve_image_shape(run, self.requested_shape)
+        except ValueError:
+            return resolve_image_shape(run, None)
+
+    def _panel(self, k: int) -> tuple[ipywidgets.VBox, ipywidgets.HTML, Any, ipywidgets.Image]:
+        title = ipywidgets.HTML()
+        filters: Any = ipywidgets.Image(format="png") if self.image_shapes[k] is not None else filter_lines_figure(300)
+        particles = ipywidgets.Image(format="png")
+        for img in (filters, particles):
+            if isinstance(img, ipywidgets.Image):
+                img.layout.width = "240px"
+        box = ipywidgets.VBox([title, ipywidgets.HBox([filters, particles])], layout={"margin": "0 16px 8px 0"})
+        return box, title, filters, particles
+
+    # -- content -------------------------------------------------------------------------------
+    def epochs(self) -> list[int]:
+        """Every epoch at which some run took a snapshot, ascending."""
+        return sorted({int(e) for run in self.runs for e in run[schema.SNAPSHOT_EPOCH].values})
+
+    @staticmethod
+    def snapshot_at(run: xr.Dataset, epoch: int) -> int:
+        """Index of the run's latest snapshot taken at or before ``epoch`` (its first one if none)."""
+        taken = np.asarray(run[schema.SNAPSHOT_EPOCH].values)
+        before = np.flatnonzero(taken <= epoch)
+        return int(before[-1]) if before.size else 0
+
+    def show(self, epoch: int) -> None:
+        """Filters and particles of every run at ``epoch``."""
+        for k, (run, (_, title, filters, particles)) in enumerate(zip(self.runs, self._panels)):
+            s = self.snapshot_at(run, epoch)
+            w, v = snapshot_pictures(run, s, self.image_shapes[k], self.n_filters, self.n_particles)
+            if self.image_shapes[k] is not None:
+                filters.value = w
+            else:
+                update_filter_lines(filters, w)
+            particles.value = v
+            taken = int(run[schema.SNAPSHOT_EPOCH].values[s])
+            colour = COLORS[k % len(COLORS)]
+            title.value = (
+                f"<b style='color:{colour}'>{html.escape(self.labels[k])}</b> · epoch {taken} · filters | particles"
+            )
+
+    def refresh(self) -> None:
+        """Re-read every store (runs may still be growing) and redraw."""
+        self.runs = [open_run(p) for p in self.paths]
+        self._redraw()
+
+    def _redraw(self) -> None:
+        series = [metric_series(run) for run in self.runs]
+        names = list(dict.fromkeys(n for s in series for n in s))
+        self.curves = curves_figure(names or ["(no metrics yet)"], runs=self.labels)
+        update_curves(self.curves, series)
+        self.curves_box.children = (self.curves,)
+        epochs = self.epochs()
+        current = self.epoch.value if self.epoch.value in epochs else epochs[-1]
+        if list(self.epoch.options) != epochs:
+            self.epoch.options = epochs  # resets the value to the first option
+        if self.epoch.value != current:
+            self.epoch.value = current  # drawn by the observer
+        else:
+            self.show(current)
+        self.table.value = self._table()
+
+    def _table(self) -> str:
+        params = [run_parameters(run.attrs) for run in self.runs]
+        finals = [final_metrics(run) for run in self.runs]
+        pkeys = [k for k in dict.fromkeys(k for p in params for k in p) if _shown(k, [p.get(k) for p in params])]
+        mkeys = list(dict.fromkeys(k for f in finals for k in f))
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", *pkeys, *(f"final {k}" for k in mkeys)])
+        rows = []
+        for k, (label, p, f) in enumerate(zip(self.labels, params, finals)):
+            colour = COLORS[k % len(COLORS)]
+            cells = [f"<td><b style='color:{colour}'>{html.escape(label)}</b></td>"]
+            cells += [f"<td>{_format(p.get(key))}</td>" for key in pkeys]
+            cells += [f"<td>{_format(f.get(key, float('nan')))}</td>" for key in mkeys]
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+        style = "border-collapse:collapse;font-size:12px"
+        return (
+            f"<table class='ebmlab-table' style='{style}' border='1' cellpadding='4'>"
+            f"<tr>{head}</tr>{''.join(rows)}</table>"
+        )
