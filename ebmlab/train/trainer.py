@@ -142,6 +142,7 @@ class Trainer:
         self._running = False
         self._pending_lr: float | None = None
         self._paused_seconds = 0.0
+        self._validated: dict[str, tuple[Any, torch.Tensor, int, Dataset, torch.Tensor]] = {}
 
     # -- construction helpers ------------------------------------------------------------------
     def _make_optimizer(self, optimizer: OptimizerArg, lr: float) -> torch.optim.Optimizer:
@@ -277,12 +278,21 @@ class Trainer:
 
     # -- data ----------------------------------------------------------------------------------
     def _dataset(self, data: Any, name: str) -> tuple[Dataset, torch.Tensor]:
+        """(Dataset, validated tensor on the model's device and dtype).
+
+        Data validated by an earlier ``fit`` and not modified since (the same object with the same
+        version counter) is not scanned again, so repeated ``fit`` calls on large data stay cheap.
+        """
         m = self.model
-        if isinstance(data, Dataset):
-            x = m._visible(data.data.to(dtype=m.dtype, device=m.device), name)
-            return data, x
-        x = m._visible(data, name)
-        return Dataset(x, name=name), x
+        raw = data.data.to(dtype=m.dtype, device=m.device) if isinstance(data, Dataset) else data
+        seen = self._validated.get(name)
+        if seen is not None and seen[0] is data and seen[1] is raw and seen[2] == raw._version:
+            return seen[3], seen[4]
+        x = m._visible(raw, name)
+        ds = data if isinstance(data, Dataset) else Dataset(x, name=name)
+        if isinstance(raw, torch.Tensor):
+            self._validated[name] = (data, raw, raw._version, ds, x)
+        return ds, x
 
     def _subsample(self, x: torch.Tensor, salt: int) -> torch.Tensor:
         if x.shape[0] <= self.validation_rows:

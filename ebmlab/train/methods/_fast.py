@@ -30,8 +30,7 @@ def is_bernoulli_rbm(model: BoltzmannMachine) -> bool:
 def _bernoulli(logits: torch.Tensor, beta: Beta, generator: torch.Generator | None) -> torch.Tensor:
     """Draw x ~ Bernoulli(σ(β·logits)) with one uniform per unit (as ``BernoulliLayer.sample``)."""
     p = torch.sigmoid(logits if isinstance(beta, float) and beta == 1.0 else _scale(logits, beta))
-    u = torch.rand(p.shape, dtype=p.dtype, device=p.device, generator=generator)
-    return (u < p).to(p.dtype)
+    return torch.rand(p.shape, dtype=p.dtype, device=p.device, generator=generator).lt_(p)
 
 
 def _scale(x: torch.Tensor, beta: Beta) -> torch.Tensor:
