@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         "sklearn32": "sklearn RBM, float32 X",
     }
     print()
-    print(f"| median of {args.repeats} repeats       | s / epoch | GFLOP/s | % of matmul | ebmlab time ratio |")
+    print(f"| {f'median of {args.repeats} repeats':<28} | s / epoch | GFLOP/s | % of matmul | ebmlab time ratio |")
     print("|------------------------------|-----------|---------|-------------|-------------------|")
     for key, label in labels.items():
         gflops = flops / med[key] / 1e9
