@@ -26,8 +26,20 @@ from .ais import AISResult, LikelihoodEstimate, estimate_log_likelihood
 from .bounds import mean_field_lower_bound, variational_free_energy
 from .exact import log_likelihood, mean_log_likelihood
 from .free_energy_gap import free_energy_gap, mean_free_energy
+from .heat_capacity import heat_capacity, model_heat_capacity
 from .pseudo_likelihood import pseudo_likelihood, pseudo_likelihood_rows
 from .reconstruction import reconstruction_error
+from .sample_metrics import (
+    energy_distance,
+    fantasy_particles,
+    frechet_distance,
+    knn_kl,
+    knn_reverse_kl,
+    model_energy_distance,
+    model_frechet_distance,
+    model_knn_kl,
+    model_knn_reverse_kl,
+)
 from .weights import weight_norm, weight_sparsity
 
 Metric = Callable[..., float]
@@ -47,6 +59,11 @@ METRICS: dict[str, Metric] = {
     "log_likelihood": mean_log_likelihood,
     "weight_norm": weight_norm,
     "weight_sparsity": weight_sparsity,
+    "energy_distance": model_energy_distance,
+    "knn_kl": model_knn_kl,
+    "knn_reverse_kl": model_knn_reverse_kl,
+    "frechet_distance": model_frechet_distance,
+    "heat_capacity": model_heat_capacity,
 }
 
 PAIRED_METRICS = frozenset({"free_energy_gap"})
@@ -75,15 +92,26 @@ __all__ = [
     "AISResult",
     "LikelihoodEstimate",
     "ais",
+    "energy_distance",
     "estimate_log_likelihood",
     "exact",
+    "fantasy_particles",
+    "frechet_distance",
     "free_energy_gap",
     "get_metric",
+    "heat_capacity",
+    "knn_kl",
+    "knn_reverse_kl",
     "list_metrics",
     "log_likelihood",
     "mean_field_lower_bound",
     "mean_free_energy",
     "mean_log_likelihood",
+    "model_energy_distance",
+    "model_frechet_distance",
+    "model_heat_capacity",
+    "model_knn_kl",
+    "model_knn_reverse_kl",
     "pseudo_likelihood",
     "pseudo_likelihood_rows",
     "reconstruction_error",
