@@ -120,7 +120,7 @@ def test_comparison_overlays_runs_and_tabulates_them(runs) -> None:
     w = open_run(p_cd)["weights_0"].isel(snapshot=1).values
     assert comp._panels[1][2].value == grid_png(filters_image(w, (4, 4), 36))
     table = comp.table.value
-    assert ">pcd<" in table and ">cd<" in table and "16x6" in table and "16x4" in table
+    assert "<td>pcd</td><td>cd</td>" in table and "<td>16x6</td><td>16x4</td>" in table
     assert f"{t_cd.history['mean_weight'][-1]:.4g}" in table
 
 

@@ -102,7 +102,7 @@ class RunComparison(View):
         self._panels = [self._panel(k) for k in range(len(self.runs))]
         self.pictures.children = [p[0] for p in self._panels]
         self.view = ipywidgets.VBox(
-            [ipywidgets.HBox([self.epoch, self.refresh_button]), self.pictures, self.curves_box, self.table]
+            [ipywidgets.HBox([self.epoch, self.refresh_button]), self.pictures, self.table, self.curves_box]
         )
         self.view.add_class("ebmlab-run-comparison")
         self.epoch.observe(lambda change: self.show(int(change["new"])), names="value")
@@ -120,7 +120,7 @@ class RunComparison(View):
         particles = ipywidgets.Image(format="png")
         for img in (filters, particles):
             if isinstance(img, ipywidgets.Image):
-                img.layout.width = "240px"
+                img.layout.width = "170px"
         box = ipywidgets.VBox([title, ipywidgets.HBox([filters, particles])], layout={"margin": "0 16px 8px 0"})
         return box, title, filters, particles
 
@@ -174,20 +174,21 @@ class RunComparison(View):
         self.table.value = self._table()
 
     def _table(self) -> str:
+        """One column per run; rows: its parameters, then the final value of every metric."""
         params = [run_parameters(run.attrs) for run in self.runs]
         finals = [final_metrics(run) for run in self.runs]
         pkeys = [k for k in dict.fromkeys(k for p in params for k in p) if _shown(k, [p.get(k) for p in params])]
         mkeys = list(dict.fromkeys(k for f in finals for k in f))
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", *pkeys, *(f"final {k}" for k in mkeys)])
-        rows = []
-        for k, (label, p, f) in enumerate(zip(self.labels, params, finals)):
-            colour = COLORS[k % len(COLORS)]
-            cells = [f"<td><b style='color:{colour}'>{html.escape(label)}</b></td>"]
-            cells += [f"<td>{_format(p.get(key))}</td>" for key in pkeys]
-            cells += [f"<td>{_format(f.get(key, float('nan')))}</td>" for key in mkeys]
-            rows.append(f"<tr>{''.join(cells)}</tr>")
-        style = "border-collapse:collapse;font-size:12px"
-        return (
-            f"<table class='ebmlab-table' style='{style}' border='1' cellpadding='4'>"
-            f"<tr>{head}</tr>{''.join(rows)}</table>"
+        head = "".join(
+            f"<th style='color:{COLORS[k % len(COLORS)]}'>{html.escape(label)}</th>"
+            for k, label in enumerate(self.labels)
         )
+        rows = [f"<tr><th></th>{head}</tr>"]
+        for key in pkeys:
+            cells = "".join(f"<td>{_format(p.get(key))}</td>" for p in params)
+            rows.append(f"<tr><th style='text-align:left'>{html.escape(key)}</th>{cells}</tr>")
+        for key in mkeys:
+            cells = "".join(f"<td>{_format(f.get(key, float('nan')))}</td>" for f in finals)
+            rows.append(f"<tr><th style='text-align:left'>final {html.escape(key)}</th>{cells}</tr>")
+        style = "border-collapse:collapse;font-size:12px"
+        return f"<table class='ebmlab-table' style='{style}' border='1' cellpadding='3'>{''.join(rows)}</table>"

@@ -215,7 +215,7 @@ class Notebook:
 
 @pytest.fixture(scope="module")
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
     pg = context.new_page()
     yield pg
     context.close()
