@@ -26,7 +26,8 @@ from .runner import read_status
 
 HISTORY_DIR = "history.zarr"
 MAX_TILES = 64
-BOOKKEEPING = frozenset({"loss", "lr", "wall_seconds", "samples_per_second"})  # plotted after the model metrics
+# plotted last; the other metrics in order of how many runs have them, then by name
+BOOKKEEPING = frozenset({"loss", "lr", "wall_seconds", "samples_per_second"})
 
 
 @dataclass
@@ -40,6 +41,12 @@ class RunInfo:
     filters: str | None = None
     particles: str | None = None
     note: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The point's grid values (``CD-1 seed=0``), or its id when it has none."""
+        axes = self.status.get("axes") or {}
+        return " ".join(str(v) if k != "seed" else f"seed={v}" for k, v in axes.items()) or self.id
 
     @property
     def state(self) -> str:
@@ -142,7 +149,7 @@ def _figure_json(metric: str, runs: list[RunInfo]) -> str:
     for run in runs:
         if metric in run.metrics:
             x, y = run.metrics[metric]
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=run.id))
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=run.label))
     fig.update_layout(
         title=metric,
         xaxis_title="epoch",
@@ -186,7 +193,7 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
     for run in runs:
         _read_history(run)
     found = {m for run in runs for m in run.metrics}
-    metrics = sorted(found - BOOKKEEPING) + sorted(found & BOOKKEEPING)
+    metrics = sorted(found, key=lambda m: (m in BOOKKEEPING, -sum(m in r.metrics for r in runs), m))
     axes = list(dict.fromkeys(k for run in runs for k in (run.status.get("axes") or {})))
     counts = {s: sum(r.state == s for r in runs) for s in dict.fromkeys(r.state for r in runs)}
 
@@ -247,7 +254,7 @@ tr.failed td{{background:#fdd}} tr.finished td:nth-child(2){{color:#070}}
 .figures{{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:8px}}
 .run-images{{display:inline-block;vertical-align:top;margin:0 1.5em 1em 0}} figure{{display:inline-block;margin:0 8px}}
 img.tiles{{width:200px;image-rendering:pixelated}} pre{{background:#f6f6f6;padding:6px;overflow-x:auto;font-size:12px}}
-.note{{color:#a00}}
+.note{{color:#a00}} .scroll{{overflow-x:auto;max-width:100%}}
 </style>
 <script>{plotly.offline.get_plotlyjs()}</script>
 </head><body data-points="{len(runs)}" data-finished="{counts.get("finished", 0)}"
@@ -256,7 +263,7 @@ img.tiles{{width:200px;image-rendering:pixelated}} pre{{background:#f6f6f6;paddi
 <p>{len(runs)} points: {summary}. Folder <code>{html.escape(str(run_dir.resolve()))}</code>;
 report written {generated}.</p>
 <h2>Points</h2>
-<table id="points"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>
+<div class="scroll"><table id="points"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>
 <h2>Metrics per epoch</h2>
 <div class="figures">{"".join(figures) or "<p>No run recorded a history.</p>"}</div>
 <h2>Filters and fantasy particles (last snapshot)</h2>
