@@ -37,7 +37,7 @@ def load_rows(data_dir: Path, rows: int | None) -> tuple[np.ndarray, str]:
         x = load("fashion-mnist", split="train", data_dir=data_dir, download=False).binarize(0.5).data.numpy()
         source = f"fashion-mnist train (binarized at 0.5) from {data_dir}"
     except (DatasetNotFoundError, FileNotFoundError, ValueError):
-        x = (np.random.default_rng(0).random((60_000, VISIBLE)) < 0.5).astype(np.float32)
+        x = (np.random.default_rng(0).random((rows or 60_000, VISIBLE)) < 0.5).astype(np.float32)
         source = "random binary rows (fashion-mnist files not found)"
     return np.ascontiguousarray(x[:rows]), source
 
