@@ -56,8 +56,8 @@ class Recorder(Callback):
         snapshot_every: int = 5,
         particles: int = 64,
         bins: int = 50,
-        energy_rows: int = 1000,
-        sample_steps: int = 100,
+        energy_rows: int = 500,
+        sample_steps: int = 20,
         seed: int = 0,
         overwrite: bool = False,
     ) -> None:
@@ -89,6 +89,7 @@ class Recorder(Callback):
         self._last_epoch = -1
         self._last_snapshot = -1
         self._ready = False
+        self._pending: list[tuple[str, int, np.ndarray]] = []
 
     def config(self) -> dict[str, Any]:
         """The recorder's settings (stored in the ``recorder`` attribute)."""
@@ -106,6 +107,7 @@ class Recorder(Callback):
     def on_train_begin(self, state: Any) -> None:
         model = state.model
         self._ready = False
+        self._pending: list[tuple[str, int, np.ndarray]] = []
         self.writer = StoreWriter(self.path)
         if is_store(self.path) and not (state.epoch == 0 and self.overwrite):
             self._continue(state)
@@ -177,12 +179,12 @@ class Recorder(Callback):
     def _write_row(self, epoch: int, metrics: Mapping[str, Any]) -> None:
         w = self.writer
         i = w.done[schema.EPOCH]
-        w.ensure(schema.EPOCH, [schema.EPOCH], [], "int64", -1)
-        w.write(schema.EPOCH, i, np.array([epoch], dtype=np.int64))
+        w.ensure(schema.EPOCH, [schema.EPOCH], [], "int64", -1, compress=False)
+        self._pending.append((schema.EPOCH, i, np.array([epoch], dtype=np.int64)))
         for name, value in metrics.items():
             var = schema.metric_var(name)
-            w.ensure(var, [schema.EPOCH], [], "float64", np.nan, attrs={"metric": name})
-            w.write(var, i, np.array([_float(name, value)], dtype=np.float64))
+            w.ensure(var, [schema.EPOCH], [], "float64", np.nan, attrs={"metric": name}, compress=False)
+            self._pending.append((var, i, np.array([_float(name, value)], dtype=np.float64)))
         w.done[schema.EPOCH] = i + 1
         self._last_epoch = epoch
 
@@ -193,31 +195,32 @@ class Recorder(Callback):
         s = w.done[schema.SNAPSHOT]
         dtype = str(model.dtype).removeprefix("torch.")
         units = [schema.unit_dim(layer.name) for layer in model.layers]
+        put = self._pending.append
         w.ensure(schema.SNAPSHOT_EPOCH, [schema.SNAPSHOT], [], "int64", -1)
-        w.write(schema.SNAPSHOT_EPOCH, s, np.array([state.epoch], dtype=np.int64))
+        put((schema.SNAPSHOT_EPOCH, s, np.array([state.epoch], dtype=np.int64)))
         for i, weight in enumerate(model.weights):
             name = schema.weights_var(i)
             w.ensure(name, [schema.SNAPSHOT, units[i], units[i + 1]], weight.shape, dtype, 0.0, compress=False)
-            w.write(name, s, _numpy(weight)[None])
+            put((name, s, _numpy(weight)[None].copy()))
         for layer, dim in zip(model.layers, units):
             for pname, p in layer.named_parameters(recurse=False):
                 if tuple(p.shape) == (layer.n,):
                     name = schema.param_var(layer.name, pname)
                     w.ensure(name, [schema.SNAPSHOT, dim], [layer.n], dtype, 0.0)
-                    w.write(name, s, _numpy(p)[None])
+                    put((name, s, _numpy(p)[None].copy()))
         states = self._fantasy_states(state)
         fantasy = np.full((self.particles, model.layers[0].n), np.nan, dtype=dtype)
         fantasy[: states[0].shape[0]] = _numpy(states[0])
         w.ensure(schema.FANTASY, [schema.SNAPSHOT, schema.PARTICLE, units[0]], fantasy.shape, dtype, np.nan)
-        w.write(schema.FANTASY, s, fantasy[None])
+        put((schema.FANTASY, s, fantasy[None]))
         e_data = _numpy(data_energy(model, self._data)).astype(np.float64)
         e_fant = _numpy(state_energy(model, states)).astype(np.float64)
         edges, h_data, h_fant = histograms(e_data, e_fant, self.bins)
         w.ensure(schema.BIN_EDGES, [schema.SNAPSHOT, schema.BIN_EDGE], [self.bins + 1], "float64", np.nan)
-        w.write(schema.BIN_EDGES, s, edges[None])
+        put((schema.BIN_EDGES, s, edges[None]))
         for name, h in [(schema.ENERGY_HIST_DATA, h_data), (schema.ENERGY_HIST_FANTASY, h_fant)]:
             w.ensure(name, [schema.SNAPSHOT, schema.BIN], [self.bins], "float64", np.nan)
-            w.write(name, s, h[None])
+            put((name, s, h[None]))
         w.done[schema.SNAPSHOT] = s + 1
         self._last_snapshot = state.epoch
 
@@ -230,6 +233,8 @@ class Recorder(Callback):
 
     def _commit(self, **attrs: Any) -> None:
         w = self.writer
+        w.write_many(self._pending)
+        self._pending = []
         w.commit(w.done[schema.EPOCH], w.done[schema.SNAPSHOT], **attrs)
 
 

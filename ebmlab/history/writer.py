@@ -10,6 +10,7 @@ process killed at any moment leaves every committed row intact.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import shutil
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 
 from . import schema
 
@@ -138,12 +140,25 @@ class StoreWriter:
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         """Write rows ``start : start + len(values)`` of ``name``, growing the array when needed."""
-        arr = self.arrays[name]
-        stop = start + len(values)
-        if stop > arr.shape[0]:
-            dim = self.variables[name][0]
-            arr.resize((_round_up(stop, self._growth(dim)), *arr.shape[1:]))
-        arr[start:stop] = values
+        self.write_many([(name, start, values)])
+
+    def write_many(self, items: Sequence[tuple[str, int, np.ndarray]]) -> None:
+        """Several ``write`` calls at once: arrays are grown first, then all regions written concurrently."""
+        for name, start, values in items:
+            arr = self.arrays[name]
+            stop = start + len(values)
+            if stop > arr.shape[0]:
+                arr.resize((_round_up(stop, self._growth(self.variables[name][0])), *arr.shape[1:]))
+
+        async def put() -> None:
+            await asyncio.gather(
+                *(
+                    self.arrays[name].async_array.setitem(slice(start, start + len(values)), values)
+                    for name, start, values in items
+                )
+            )
+
+        sync(put())
 
     def clear(self, dim: str, start: int, stop: int) -> None:
         """Reset rows ``start:stop`` of every variable along ``dim`` to its fill value."""
@@ -158,7 +173,7 @@ class StoreWriter:
     def commit(self, epochs: int, snapshots: int, **attrs: Any) -> None:
         """Publish ``epochs`` finished epochs and ``snapshots`` snapshots (and ``attrs``): the last write."""
         self.done = {schema.EPOCH: int(epochs), schema.SNAPSHOT: int(snapshots)}
-        self.group.attrs.update(
+        self.group.update_attributes(  # one atomic rewrite of the group's zarr.json
             {
                 **attrs,
                 schema.VARIABLES: self.variables,
