@@ -167,6 +167,18 @@ def test_open_runs_of_equal_sizes_keeps_every_array(tmp_path: Path) -> None:
     assert ds.sizes["snapshot"] == 3
 
 
+def test_recorder_added_to_a_trained_run_fills_earlier_epochs_from_the_history(tmp_path: Path) -> None:
+    model = BoltzmannMachine([BernoulliLayer(6), BernoulliLayer(3)])
+    t = Trainer(model, CD(), batch_size=10, progress=False, metrics={})
+    t.fit(binary_data(40, 6), 2)
+    t.callbacks.append(Recorder(tmp_path / "late.zarr", snapshot_every=2, particles=3, bins=4))
+    t.fit(binary_data(40, 6), 4)
+    ds = open_run(tmp_path / "late.zarr")
+    np.testing.assert_array_equal(ds.epoch, [1, 2, 3, 4])
+    np.testing.assert_array_equal(ds.metric_loss, t.history["loss"])
+    np.testing.assert_array_equal(ds.snapshot_epoch, [2, 4])
+
+
 def test_list_runs_finds_stores_and_ignores_other_folders(tmp_path: Path) -> None:
     train(tmp_path / "x" / "history.zarr", epochs=1)
     train(tmp_path / "y.zarr", epochs=1)

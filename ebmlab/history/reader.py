@@ -172,8 +172,11 @@ def to_netcdf(run_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     for v in ds.variables.values():
         v.attrs = {k: json.dumps(a) if isinstance(a, (dict, list, bool)) else a for k, a in v.attrs.items()}
     tmp = out_path.with_name(f".{out_path.name}.tmp")
-    ds.to_netcdf(tmp, engine=_netcdf_engine())
-    os.replace(tmp, out_path)
+    try:
+        ds.to_netcdf(tmp, engine=_netcdf_engine())
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_path
 
 

@@ -109,12 +109,17 @@ class Recorder(Callback):
         self._ready = False
         self._pending: list[tuple[str, int, np.ndarray]] = []
         self.writer = StoreWriter(self.path)
+        epochs = int(getattr(state, "epochs", 0) or 0)
+        self.writer.capacity = {
+            schema.EPOCH: epochs // self.every + 1,
+            schema.SNAPSHOT: epochs // self.snapshot_every + 2,
+        }
         if is_store(self.path) and not (state.epoch == 0 and self.overwrite):
             self._continue(state)
         else:
             self.writer.create(run_attrs(state, self.config()), overwrite=self.overwrite)
-        self.writer.capacity[schema.EPOCH] = int(getattr(state, "epochs", 0) or 0) // self.every + 1
-        self.writer.capacity[schema.SNAPSHOT] = int(getattr(state, "epochs", 0) or 0) // self.snapshot_every + 2
+            self._last_epoch, self._last_snapshot = 0, -1
+        self._fill_from_history(state)
         self._data = _subset(state.data, self.energy_rows, self.seed).to(model.device, model.dtype)
         if self.writer.done[schema.SNAPSHOT] == 0:
             self._snapshot(state)
@@ -159,6 +164,9 @@ class Recorder(Callback):
         self.writer.clear(schema.SNAPSHOT, keep_s, len(snaps))
         self._last_epoch = int(epochs[keep_e - 1]) if keep_e else 0
         self._last_snapshot = int(snaps[keep_s - 1]) if keep_s else -1
+
+    def _fill_from_history(self, state: Any) -> None:
+        """Rows for epochs trained before this recorder saw them, from ``state.history``."""
         history = getattr(state, "history", None) or {}
         for epoch in range(self._last_epoch + 1, state.epoch + 1):
             if epoch % self.every == 0 or epoch == state.epoch:

@@ -143,22 +143,31 @@ class StoreWriter:
         self.write_many([(name, start, values)])
 
     def write_many(self, items: Sequence[tuple[str, int, np.ndarray]]) -> None:
-        """Several ``write`` calls at once: arrays are grown first, then all regions written concurrently."""
-        for name, start, values in items:
+        """Several ``write`` calls at once: arrays are grown first, then written concurrently.
+
+        Rows for the same array are merged into contiguous runs and written one run after
+        another (concurrent writes into one chunk would race).
+        """
+        runs: dict[str, list[tuple[int, np.ndarray]]] = {}
+        for name, start, values in sorted(items, key=lambda item: (item[0], item[1])):
             arr = self.arrays[name]
             stop = start + len(values)
             if stop > arr.shape[0]:
                 arr.resize((_round_up(stop, self._growth(self.variables[name][0])), *arr.shape[1:]))
+            mine = runs.setdefault(name, [])
+            if mine and mine[-1][0] + len(mine[-1][1]) == start:
+                mine[-1] = (mine[-1][0], np.concatenate([mine[-1][1], values]))
+            else:
+                mine.append((start, values))
 
-        async def put() -> None:
-            await asyncio.gather(
-                *(
-                    self.arrays[name].async_array.setitem(slice(start, start + len(values)), values)
-                    for name, start, values in items
-                )
-            )
+        async def put(name: str, parts: list[tuple[int, np.ndarray]]) -> None:
+            for start, values in parts:
+                await self.arrays[name].async_array.setitem(slice(start, start + len(values)), values)
 
-        sync(put())
+        async def put_all() -> None:
+            await asyncio.gather(*(put(name, parts) for name, parts in runs.items()))
+
+        sync(put_all())
 
     def clear(self, dim: str, start: int, stop: int) -> None:
         """Reset rows ``start:stop`` of every variable along ``dim`` to its fill value."""
