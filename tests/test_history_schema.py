@@ -20,7 +20,7 @@ from ebmlab.history import (
     snapshot_model,
     to_netcdf,
 )
-from ebmlab.train import CD, PCD, Trainer, TrainState
+from ebmlab.train import CD, PCD, Callback, Trainer, TrainState
 
 
 def binary_data(rows: int, units: int, seed: int = 0, name: str = "toy") -> object:
@@ -177,6 +177,33 @@ def test_recorder_added_to_a_trained_run_fills_earlier_epochs_from_the_history(t
     np.testing.assert_array_equal(ds.epoch, [1, 2, 3, 4])
     np.testing.assert_array_equal(ds.metric_loss, t.history["loss"])
     np.testing.assert_array_equal(ds.snapshot_epoch, [2, 4])
+
+
+def test_status_tells_finished_stopped_and_failed_runs_apart(tmp_path: Path) -> None:
+    class StopAt2(Callback):
+        def on_epoch_end(self, state: TrainState) -> None:
+            if state.epoch == 2:
+                state.trainer.stop()
+
+    def boom(model: BoltzmannMachine, x: torch.Tensor) -> float:
+        raise ArithmeticError("metric exploded")
+
+    for name, metrics, callbacks, status in [
+        ("stopped", {}, [StopAt2()], "stopped"),
+        ("failed", {"boom": boom}, [], "failed"),
+    ]:
+        rec = Recorder(tmp_path / f"{name}.zarr", particles=3, bins=4)
+        model = BoltzmannMachine([BernoulliLayer(6), BernoulliLayer(3)])
+        t = Trainer(model, CD(), batch_size=10, progress=False, metrics=metrics, callbacks=[rec, *callbacks])
+        try:
+            t.fit(binary_data(40, 6), 5)
+        except ArithmeticError:
+            pass
+        ds = open_run(tmp_path / f"{name}.zarr")
+        assert ds.attrs["status"] == status
+        assert (ds.attrs["error"] is None) == (status != "failed")
+    assert ds.attrs["error"] == "ArithmeticError: metric exploded"
+    assert open_run(tmp_path / "stopped.zarr").sizes["epoch"] == 2
 
 
 def test_list_runs_finds_stores_and_ignores_other_folders(tmp_path: Path) -> None:

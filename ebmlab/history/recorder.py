@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -140,13 +141,20 @@ class Recorder(Callback):
             self._commit()
 
     def on_train_end(self, state: Any) -> None:
+        """Record the last epoch and snapshot; status ``finished``, ``stopped`` or ``failed``."""
         if not self._ready:
             return
+        error = sys.exc_info()[1]  # fit is unwinding from this exception (e.g. TrainingDiverged)
         if self._last_epoch != state.epoch and state.epoch > 0:
             self._row(state)
         if self._last_snapshot != state.epoch:
             self._snapshot(state)
-        self._commit(status=schema.FINISHED)
+        if error is not None:
+            self._commit(**{schema.STATUS: schema.FAILED, schema.ERROR: f"{type(error).__name__}: {error}"})
+        else:
+            self._commit(
+                **{schema.STATUS: schema.STOPPED if state.epoch < state.epochs else schema.FINISHED, schema.ERROR: None}
+            )
 
     # -- continuing a store --------------------------------------------------------------------
     def _continue(self, state: Any) -> None:

@@ -56,8 +56,12 @@ FORMAT_ATTR = "format"
 FORMAT_VERSION_ATTR = "format_version"
 JSON_ATTRS = (SPEC, METHOD, OPTIMIZER, SCHEDULER, TRAINER, VERSIONS, RECORDER, VARIABLES)
 
+# values of the status attribute: "running" while training (or after the process was killed)
 RUNNING = "running"
 FINISHED = "finished"
+STOPPED = "stopped"
+FAILED = "failed"
+ERROR = "error"
 
 
 def unit_dim(layer_name: str) -> str:
