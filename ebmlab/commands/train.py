@@ -91,7 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-history", action="store_true", help=f"record neither OUT/{HISTORY_DIR} nor OUT/{CHECKPOINT_FILE}"
     )
     out.add_argument("--snapshot-every", type=int, default=5, help="epochs between snapshots in the history")
-    out.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints")
+    out.add_argument(
+        "--checkpoint-every", type=int, default=5, help="epochs between checkpoints (one is always written at the end)"
+    )
     out.add_argument("--resume", action="store_true", help=f"continue the run in OUT from OUT/{CHECKPOINT_FILE}")
 
 
