@@ -23,6 +23,7 @@ def test_train_records_history_and_checkpoint_and_resumes(tmp_path: Path, capsys
     np.testing.assert_array_equal(ds.epoch, [1, 2, 3])
     np.testing.assert_array_equal(ds.snapshot_epoch, [0, 2, 3])
     assert ds.attrs["dataset"].startswith("bars-and-stripes") and ds.attrs["status"] == "finished"
+    assert ds.attrs["trainer"]["epochs"] == 3 and ds.attrs["trainer"]["batch_size"] == 4
     assert main([*TRAIN, "--epochs", "1", "--out", str(tmp_path / "runs" / "other"), "--no-history"]) == 0
     assert not (tmp_path / "runs" / "other" / "history.zarr").exists()
     capsys.readouterr()

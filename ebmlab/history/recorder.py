@@ -115,16 +115,17 @@ class Recorder(Callback):
             schema.EPOCH: epochs // self.every + 1,
             schema.SNAPSHOT: epochs // self.snapshot_every + 2,
         }
+        attrs = run_attrs(state, self.config())
         if is_store(self.path) and not (state.epoch == 0 and self.overwrite):
             self._continue(state)
         else:
-            self.writer.create(run_attrs(state, self.config()), overwrite=self.overwrite)
+            self.writer.create(attrs, overwrite=self.overwrite)
             self._last_epoch, self._last_snapshot = 0, -1
         self._fill_from_history(state)
         self._data = _subset(state.data, self.energy_rows, self.seed).to(model.device, model.dtype)
         if self.writer.done[schema.SNAPSHOT] == 0:
             self._snapshot(state)
-        self._commit(status=schema.RUNNING)
+        self._commit(**{schema.STATUS: schema.RUNNING, schema.TRAINER: attrs[schema.TRAINER]})
         self._ready = True
 
     def on_epoch_end(self, state: Any) -> None:
