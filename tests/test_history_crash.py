@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ebmlab.history import open_run
+from ebmlab.history import load_checkpoint, open_run
 
-# The child trains an RBM with a Recorder (a snapshot every epoch), then after each epoch prints
+# The child trains an RBM with a Recorder (a snapshot every epoch) and a Checkpoint, then after each epoch prints
 # the epoch, its loss and a digest of the weights it just recorded, so the parent knows what
 # every finished epoch must look like in the store.
 CHILD = """
@@ -25,7 +25,7 @@ import torch
 torch.set_num_threads(1)
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import as_dataset
-from ebmlab.history import Recorder
+from ebmlab.history import Checkpoint, Recorder
 from ebmlab.train import PCD, Callback, Trainer
 
 class Report(Callback):
@@ -39,7 +39,8 @@ g = torch.Generator().manual_seed(0)
 data = as_dataset((torch.rand(300, 40, generator=g) < 0.3).float())
 model = BoltzmannMachine([BernoulliLayer(40), BernoulliLayer(30)])
 rec = Recorder(path, snapshot_every=1, particles=20, bins=10)
-trainer = Trainer(model, PCD(chains=20), lr=1e-2, batch_size=30, progress=False, callbacks=[rec, Report()])
+ckpt = Checkpoint(path + ".ckpt")
+trainer = Trainer(model, PCD(chains=20), lr=1e-2, batch_size=30, progress=False, callbacks=[rec, ckpt, Report()])
 print(json.dumps({"ready": True}), flush=True)
 trainer.fit(data, epochs)
 """
@@ -88,6 +89,11 @@ def test_sigkill_at_random_moments_leaves_every_finished_epoch_and_no_partial_on
         # the child prints after the Recorder commits, so the store holds every printed epoch,
         # and at most the one it was killed before printing
         assert printed <= n <= printed + 1, (printed, n)
+        # the checkpoint (written after the store's commit, atomically) is whole and not ahead of the store
+        ckpt = load_checkpoint(f"{path}.ckpt")
+        assert printed <= ckpt["epoch"] <= n and ckpt["history"]["loss"] == list(
+            open_run(path).metric_loss.values[: ckpt["epoch"]]
+        )
         assert open_run(path).attrs["status"] == "running"
 
 
