@@ -128,7 +128,7 @@ def run_point(
     except PapermillExecutionError as exc:
         tb = "\n".join(exc.traceback) if exc.traceback else traceback.format_exc()
         status.update(
-            status="failed", error=f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})", traceback=_ANSI.sub("", tb)
+            status="failed", error=f"{exc.ename}: {exc.evalue} (In [{exc.exec_count}])", traceback=_ANSI.sub("", tb)
         )
     except Exception as exc:  # any failure of this point is recorded, never raised to the batch
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
