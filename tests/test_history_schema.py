@@ -143,13 +143,21 @@ def test_deep_and_gaussian_models_record_every_weight_and_parameter(tmp_path: Pa
 
 def test_open_runs_concatenates_scalars_and_keeps_differently_sized_arrays_per_run(tmp_path: Path) -> None:
     train(tmp_path / "a.zarr", sizes=(6, 3), epochs=3)
-    train(tmp_path / "b.zarr", sizes=(8, 3), epochs=4, method=CD(k=2))
+    train(tmp_path / "b.zarr", sizes=(8, 3), epochs=4, method=CD(k=2), bins=7)
     ds = open_runs([tmp_path / "a.zarr", tmp_path / "b.zarr"])
     assert ds.sizes["run"] == 2
     assert ds.metric_loss.dims == ("run", "epoch")
     np.testing.assert_array_equal(ds.epoch, [1, 2, 3, 4])
     assert np.isnan(ds.metric_loss[0, 3]) and not np.isnan(ds.metric_loss[1]).any()
-    assert ds.attrs["per_run_variables"] == ["fantasy", "visible_bias", "weights_0"]
+    assert ds.attrs["per_run_variables"] == [
+        "bin_edges",
+        "energy_hist_data",
+        "energy_hist_fantasy",
+        "fantasy",
+        "visible_bias",
+        "weights_0",
+    ]
+    np.testing.assert_array_equal(ds.snapshot_epoch, [[0, 2, 3], [0, 2, 4]])
     assert ds.hidden_bias.dims == ("run", "snapshot", "hidden_unit")
     assert ds.sizes.get("visible_unit") is None
     assert list(ds["sizes"].values) == ["6x3", "8x3"]

@@ -23,6 +23,7 @@ from . import schema
 from .writer import GROWING, is_store
 
 EAGER_BYTES = 1 << 20
+PER_SNAPSHOT_COORDS = (schema.SNAPSHOT_EPOCH, schema.BIN_EDGES)
 
 
 class _Rows(BackendArray):
@@ -87,12 +88,12 @@ def open_runs(paths: Iterable[str | os.PathLike]) -> xr.Dataset:
     if not paths:
         raise ValueError("paths must name at least one run")
     runs = [open_run(p) for p in paths]
-    names = set().union(*(ds.data_vars for ds in runs))
+    names = set().union(*(set(ds.data_vars) | {c for c in ds.coords if c in PER_SNAPSHOT_COORDS} for ds in runs))
     per_run = sorted(n for n in names if not _shared(n, runs))
     filled = []
     for ds in runs:
         ds = ds.drop_vars([n for n in per_run if n in ds])
-        for n in names.difference(per_run).difference(ds.data_vars):
+        for n in names.difference(per_run).difference(ds.variables):
             ds[n] = xr.full_like(ds[schema.EPOCH], np.nan, dtype=np.float64)
         filled.append(ds.drop_attrs())
     out = xr.concat(
@@ -114,7 +115,7 @@ def open_runs(paths: Iterable[str | os.PathLike]) -> xr.Dataset:
 
 
 def _shared(name: str, runs: Sequence[xr.Dataset]) -> bool:
-    present = [ds[name] for ds in runs if name in ds]
+    present = [ds[name] for ds in runs if name in ds.variables]
     if len(present) < len(runs):
         return all(v.dims == (schema.EPOCH,) for v in present)
     first = present[0]
