@@ -29,7 +29,16 @@ def test_train_records_history_and_checkpoint_and_resumes(tmp_path: Path, capsys
     capsys.readouterr()
     assert main(["runs", str(tmp_path / "runs"), "--metrics", "loss,reconstruction_error"]) == 0
     header, row = capsys.readouterr().out.strip().splitlines()
-    assert header.split() == ["run", "status", "epochs", "dataset", "method", "sizes", "loss", "reconstruction_error"]
+    assert header.split() == [
+        "run",
+        "status",
+        "epochs",
+        "dataset",
+        "method",
+        "layer_sizes",
+        "loss",
+        "reconstruction_error",
+    ]
     cells = row.split()
     assert cells[:3] == ["bas/history.zarr", "finished", "3"] and cells[4:6] == ["pcd", "16x100"]
     assert float(cells[6]) == pytest.approx(float(ds.metric_loss[-1]), rel=1e-4)

@@ -160,7 +160,7 @@ def test_open_runs_concatenates_scalars_and_keeps_differently_sized_arrays_per_r
     np.testing.assert_array_equal(ds.snapshot_epoch, [[0, 2, 3], [0, 2, 4]])
     assert ds.hidden_bias.dims == ("run", "snapshot", "hidden_unit")
     assert ds.sizes.get("visible_unit") is None
-    assert list(ds["sizes"].values) == ["6x3", "8x3"]
+    assert list(ds.layer_sizes.values) == ["6x3", "8x3"]
     assert list(ds.method.values) == ["pcd", "cd"]
     assert list(ds.path.values) == [str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")]
     assert open_run(ds.path.values[1]).weights_0.shape == (3, 8, 3)

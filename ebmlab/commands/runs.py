@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def rows(directory: Path, metrics: list[str] | None) -> tuple[list[str], list[list[str]]]:
-    """The table: header and one row per run (run, status, epochs, dataset, method, sizes, metrics)."""
+    """The table: header and one row per run (run, status, epochs, dataset, method, layer sizes, metrics)."""
     from ebmlab.history import list_runs, open_run, run_parameters
 
     records: list[tuple[dict[str, Any], dict[str, float]]] = []
@@ -47,7 +47,7 @@ def rows(directory: Path, metrics: list[str] | None) -> tuple[list[str], list[li
                     names.append(name)
         records.append((info, final))
     shown = metrics if metrics is not None else [n for n in names if n not in HIDDEN]
-    header = ["run", "status", "epochs", "dataset", "method", "sizes", *shown]
+    header = ["run", "status", "epochs", "dataset", "method", "layer_sizes", *shown]
     table = [
         [str(info[k] if info.get(k) is not None else "") for k in header[:6]] + [_number(final.get(m)) for m in shown]
         for info, final in records

@@ -81,7 +81,7 @@ def open_runs(paths: Iterable[str | os.PathLike]) -> xr.Dataset:
     differs between runs (weights, layer parameters and fantasy particles of runs with different
     layer sizes) are left out; their names are in ``attrs["per_run_variables"]`` and each run's
     arrays come from ``open_run(ds.path[i])``. Coordinates on ``run``: ``path``, ``status``,
-    ``seed``, ``dataset``, ``sizes`` (e.g. "784x500"), ``method`` and ``method_<setting>``,
+    ``seed``, ``dataset``, ``layer_sizes`` (e.g. "784x500"), ``method`` and ``method_<setting>``,
     ``optimizer`` and ``optimizer_<hyperparameter>`` (scalar settings only).
     """
     paths = [Path(p) for p in paths]
@@ -132,7 +132,7 @@ def run_parameters(attrs: dict[str, Any], path: Path | None = None) -> dict[str,
     out["seed"] = attrs.get(schema.SEED)
     out["dataset"] = attrs.get(schema.DATASET)
     spec = attrs.get(schema.SPEC) or {}
-    out["sizes"] = "x".join(str(_layer_size(s)) for s in spec.get("layers", []))
+    out["layer_sizes"] = "x".join(str(_layer_size(s)) for s in spec.get("layers", []))
     method = attrs.get(schema.METHOD) or {}
     out["method"] = method.get("name")
     out.update({f"method_{k}": v for k, v in method.items() if k != "name" and _scalar(v)})
