@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .constraints import Constraint, FixedMask, MaxNorm, NonNegative
+from .layerwise import LayerwiseTrainer
 from .methods import CD, PCD, PT, TAP, GammaProcess, Method
 from .penalties import L1, L2, Penalty
 from .state import Callback, TrainState
@@ -19,6 +20,7 @@ __all__ = [
     "Constraint",
     "FixedMask",
     "GammaProcess",
+    "LayerwiseTrainer",
     "MaxNorm",
     "Method",
     "NonNegative",
