@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from ebmlab.experiments import run_batch, write_report
-from ebmlab.experiments.runner import kernel_python
+from ebmlab.experiments.runner import kernel_python, write_python3_kernel
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,6 +50,23 @@ trainer = Trainer(model, CD(1), lr=1e-2, batch_size=250, seed=seed, progress=Fal
 trainer.fit(data, epochs)
 """
 SEEDS = [0, 1, 2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def python3_kernel(tmp_path_factory):
+    """Make papermill's ``python3`` kernel this interpreter (a private kernelspec when it is not already)."""
+    if Path(kernel_python("python3")).resolve() == Path(sys.executable).resolve():
+        yield
+        return
+    directory = tmp_path_factory.mktemp("jupyter")
+    write_python3_kernel(directory)
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(directory), *([old] if old else [])])
+    yield
+    if old is None:
+        del os.environ["JUPYTER_PATH"]
+    else:
+        os.environ["JUPYTER_PATH"] = old
 
 
 def write_template(path: Path) -> Path:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 
 import pytest
 
 from ebmlab.experiments import TEMPLATES_DIR, load_experiment
-from ebmlab.experiments.runner import read_status, write_json_atomic
+from ebmlab.experiments.runner import kernel_python, read_status, write_json_atomic, write_python3_kernel
 
 
 def test_cartesian_product_with_repeats():
@@ -95,3 +97,17 @@ def test_status_written_atomically_and_read_back(tmp_path):
     (tmp_path / "status.json").write_text("{truncated")
     assert read_status(tmp_path) is None
     assert read_status(tmp_path / "missing") is None
+
+
+def test_private_python3_kernel_takes_precedence(tmp_path, monkeypatch):
+    other = tmp_path / "other" / "kernels" / "python3"
+    other.mkdir(parents=True)
+    (other / "kernel.json").write_text(
+        '{"argv": ["/opt/elsewhere/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], '
+        '"display_name": "elsewhere", "language": "python"}'
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "other"))
+    assert kernel_python("python3") == "/opt/elsewhere/bin/python"
+    write_python3_kernel(tmp_path / "mine")
+    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join([str(tmp_path / "mine"), str(tmp_path / "other")]))
+    assert kernel_python("python3") == sys.executable

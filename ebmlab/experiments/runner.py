@@ -70,6 +70,24 @@ def kernel_python(kernel_name: str = "python3") -> str:
     return sys.executable if argv[0] in {"python", f"python{major}", f"python{major}.{minor}"} else argv[0]
 
 
+def write_python3_kernel(directory: str | os.PathLike) -> Path:
+    """Write a ``python3`` kernelspec running this interpreter under ``directory/kernels``; return its folder.
+
+    Prepend ``directory`` to ``JUPYTER_PATH`` (in this process before it starts workers, or in the
+    workers' environment) to make it the ``python3`` kernel that papermill finds, e.g. when another
+    ``python3`` kernel on the machine points at an interpreter without ebmlab.
+    """
+    folder = Path(directory) / "kernels" / "python3"
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"Python 3 ({sys.executable})",
+        "language": "python",
+    }
+    write_json_atomic(folder / "kernel.json", spec)
+    return folder
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
