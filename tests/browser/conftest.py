@@ -154,63 +154,65 @@ def browser(chromium: Path):
 
 
 class Notebook:
-    """A notebook open in JupyterLab in one browser page, with its kernel started."""
+    """A notebook open in JupyterLab in one browser page (a workspace of its own), kernel started.
+
+    ``root`` is the notebook's panel: locate its widgets there, not in the whole page.
+    """
 
     def __init__(self, page, lab: Lab, name: str) -> None:
         self.page, self.lab, self.name = page, lab, name
-        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+        workspace = name.removesuffix(".ipynb")
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={lab.token}")
         page.wait_for_function(
             """(name) => {
                 const app = window.jupyterapp;
                 const w = app && app.shell.currentWidget;
-                return w && w.context && w.context.path === name && w.context.sessionContext.session
-                    && w.context.sessionContext.session.kernel
-                    && w.context.sessionContext.session.kernel.connectionStatus === 'connected'
-                    && w.context.sessionContext.session.kernel.status === 'idle';
+                const kernel = w && w.context && w.context.path === name && w.context.sessionContext.session
+                    && w.context.sessionContext.session.kernel;
+                return kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
             }""",
             arg=name,
             timeout=60_000,
         )
+        self.id = page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+        self.root = page.locator(f'[id="{self.id}"]')
 
-    def run(self, index: int, expect: str | None = None, timeout: float = 60) -> str:
-        """Run cell ``index``; wait until its output contains ``expect`` (or the kernel is idle)."""
+    def run(self, index: int, expect: str, timeout: float = 60) -> str:
+        """Run cell ``index`` and wait until its output shows ``expect``; returns the output text."""
         self.page.evaluate(
-            """async (i) => {
+            """async ([id, i]) => {
                 const app = window.jupyterapp;
+                app.shell.activateById(id);
                 app.shell.currentWidget.content.activeCellIndex = i;
                 await app.commands.execute('notebook:run-cell');
             }""",
-            index,
+            [self.id, index],
         )
-        cell = self.page.locator(".jp-Notebook .jp-Cell").nth(index)
-        if expect is not None:
-            found = cell.locator(".jp-OutputArea").get_by_text(expect)
-            stderr = cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            failed = stderr.filter(has_text="Traceback")
-            try:
-                found.or_(failed).first.wait_for(timeout=timeout * 1000)
-                assert found.count(), "the cell raised"
-            except Exception as err:
-                shot = self.lab.root.parent / f"failure-{self.name}-{index}.png"
-                self.page.screenshot(path=str(shot))
-                raise AssertionError(
-                    f"cell {index} of {self.name} never printed {expect!r} (screenshot {shot}); "
-                    f"output:\n{cell.inner_text()}"
-                ) from err
-        else:
-            self.page.wait_for_function(
-                """(i) => {
-                    const w = window.jupyterapp.shell.currentWidget;
-                    return w.content.widgets[i].model.executionCount !== null
-                        && w.context.sessionContext.session.kernel.status === 'idle';
-                }""",
-                arg=index,
-                timeout=timeout * 1000,
-            )
-        text = cell.locator(".jp-OutputArea").inner_text()
-        if "Traceback" in text:
-            raise AssertionError(f"cell {index} of {self.name} failed:\n{text}")
-        return text
+        cell = self.root.locator(".jp-Notebook .jp-Cell").nth(index)
+        found = cell.locator(".jp-OutputArea").get_by_text(expect)
+        stderr = cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        failed = stderr.filter(has_text="Traceback")
+        try:
+            found.or_(failed).first.wait_for(timeout=timeout * 1000)
+            assert found.count(), "the cell raised"
+        except Exception as err:
+            shot = self.lab.root.parent / f"failure-{self.name}-{index}.png"
+            self.page.screenshot(path=str(shot))
+            raise AssertionError(
+                f"cell {index} of {self.name} never printed {expect!r} (screenshot {shot}); "
+                f"output:\n{cell.inner_text()}"
+            ) from err
+        return cell.locator(".jp-OutputArea").inner_text()
+
+    def close(self) -> None:
+        """Shut the kernel down and close the notebook without saving."""
+        self.page.evaluate(
+            """async (id) => {
+                const w = Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.id === id);
+                if (w) { await w.sessionContext.shutdown(); w.dispose(); }
+            }""",
+            self.id,
+        )
 
 
 @pytest.fixture(scope="module")

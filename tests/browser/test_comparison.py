@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from .conftest import Notebook
@@ -27,22 +29,24 @@ def _record(path, method) -> None:
     data = load("digits").binarize()
     model = BoltzmannMachine([BernoulliLayer(64), BernoulliLayer(49)], seed=0).initialize(data.data)
     recorder = Recorder(path, snapshot_every=2, particles=36, bins=30)
-    Trainer(model, method, lr=1e-2, batch_size=20, progress=False, callbacks=[recorder]).fit(data, 8)
+    metrics = ["reconstruction_error", "pseudo_likelihood"]
+    Trainer(model, method, lr=1e-2, batch_size=20, progress=False, metrics=metrics, callbacks=[recorder]).fit(data, 8)
 
 
 @pytest.fixture(scope="module")
-def notebook(lab, page) -> Notebook:
+def notebook(lab, page) -> Iterator[Notebook]:
     from ebmlab.train import CD, PCD
 
     _record(lab.root / "pcd.zarr", PCD(k=1, chains=64))
     _record(lab.root / "cd.zarr", CD(k=1))
     nb = Notebook(page, lab, lab.write_notebook("comparison.ipynb", CELLS))
     nb.run(0, expect="COMPARED", timeout=90)
-    return nb
+    yield nb
+    nb.close()
 
 
 def test_comparison_renders_two_runs(notebook: Notebook, screenshots) -> None:
-    comp = notebook.page.locator(".ebmlab-run-comparison")
+    comp = notebook.root.locator(".ebmlab-run-comparison")
     comp.wait_for(timeout=30_000)
     images = comp.locator(".ebmlab-compare-pictures img")
     assert images.count() == 4  # filters and particles of each run
@@ -62,7 +66,7 @@ def test_comparison_renders_two_runs(notebook: Notebook, screenshots) -> None:
 
 def test_run_viewer_renders_a_stored_run(notebook: Notebook) -> None:
     notebook.run(1, expect="VIEWED")
-    viewer = notebook.page.locator(".ebmlab-run-viewer")
+    viewer = notebook.root.locator(".ebmlab-run-viewer")
     viewer.wait_for(timeout=30_000)
     assert viewer.get_by_text("8 epochs · 5 snapshots").count() == 1
     assert viewer.locator(".js-plotly-plot").count() >= 2  # energy histograms and metric curves

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,15 +28,16 @@ CELLS = [
 
 
 @pytest.fixture(scope="module")
-def notebook(lab, page) -> Notebook:
+def notebook(lab, page) -> Iterator[Notebook]:
     nb = Notebook(page, lab, lab.write_notebook("dashboard.ipynb", CELLS))
     nb.run(0, expect="READY", timeout=90)
-    page.locator(".ebmlab-dashboard").wait_for(timeout=30_000)
-    return nb
+    nb.root.locator(".ebmlab-dashboard").wait_for(timeout=30_000)
+    yield nb
+    nb.close()
 
 
 def _started(notebook: Notebook) -> None:
-    dash = notebook.page.locator(".ebmlab-dashboard")
+    dash = notebook.root.locator(".ebmlab-dashboard")
     start = dash.get_by_role("button", name="Start")
     if start.is_enabled():
         start.click()
@@ -43,7 +45,7 @@ def _started(notebook: Notebook) -> None:
 
 
 def test_dashboard_renders_and_trains(notebook: Notebook, screenshots) -> None:
-    dash = notebook.page.locator(".ebmlab-dashboard")
+    dash = notebook.root.locator(".ebmlab-dashboard")
     for name in ("Start", "Pause", "Resume", "Stop"):
         assert dash.get_by_role("button", name=name).is_visible()
     assert dash.locator("img.ebmlab-filters").evaluate("img => img.naturalWidth") > 0
@@ -56,7 +58,7 @@ def test_dashboard_renders_and_trains(notebook: Notebook, screenshots) -> None:
 
 def test_filter_image_changes_while_training(notebook: Notebook) -> None:
     _started(notebook)
-    filters = notebook.page.locator(".ebmlab-dashboard img.ebmlab-filters")
+    filters = notebook.root.locator(".ebmlab-dashboard img.ebmlab-filters")
     first = filters.screenshot()
     time.sleep(2.0)
     second = filters.screenshot()
@@ -65,7 +67,7 @@ def test_filter_image_changes_while_training(notebook: Notebook) -> None:
 
 def test_stop_ends_the_training_thread_within_two_seconds(notebook: Notebook) -> None:
     _started(notebook)
-    dash = notebook.page.locator(".ebmlab-dashboard")
+    dash = notebook.root.locator(".ebmlab-dashboard")
     clicked = time.monotonic()
     dash.get_by_role("button", name="Stop").click()
     dash.locator(".ebmlab-status").get_by_text("stopped").wait_for(timeout=10_000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from .conftest import Notebook
@@ -18,20 +20,21 @@ CELLS = [
 
 
 @pytest.fixture(scope="module")
-def notebook(lab, page) -> Notebook:
+def notebook(lab, page) -> Iterator[Notebook]:
     nb = Notebook(page, lab, lab.write_notebook("teaching.ipynb", CELLS))
     nb.run(0, expect="SHOWN")
-    return nb
+    yield nb
+    nb.close()
 
 
 def test_energy_landscape_draws_all_states(notebook: Notebook) -> None:
-    bars = notebook.page.locator(".ebmlab-landscape .js-plotly-plot g.point")
+    bars = notebook.root.locator(".ebmlab-landscape .js-plotly-plot g.point")
     bars.first.wait_for(timeout=30_000)
     assert bars.count() == 2 * 2**3  # exact and sampled bar for each of the 8 visible states
 
 
 def test_gibbs_stepper_buttons_run_the_chain(notebook: Notebook) -> None:
-    stepper = notebook.page.locator(".ebmlab-gibbs-stepper")
+    stepper = notebook.root.locator(".ebmlab-gibbs-stepper")
     stepper.get_by_role("button", name="Sweep", exact=True).click()
     stepper.get_by_text("sweep 1 ").wait_for(timeout=10_000)
     stepper.get_by_role("button", name="10 sweeps").click()
