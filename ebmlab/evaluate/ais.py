@@ -148,8 +148,10 @@ def _initial_reverse(
         clamp = [torch.ones(model.layers[0].n, dtype=torch.bool, device=init.device)] + [None] * (model.depth - 1)
         for _ in range(CLAMPED_SWEEPS):
             states = model._gibbs(states, 1.0, clamp, g)
-    for _ in range(burn_in):
-        states = model._gibbs(states, 1.0, None, g)
+    for _ in range(burn_in):  # odd layers first, so the first sweep starts from the data rows
+        for parity in (1, 0):
+            for i in range(parity, model.depth, 2):
+                states[i] = model.layers[i].sample(model._field(states, i), 1.0, g)
     return states
 
 

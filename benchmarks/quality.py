@@ -1,0 +1,209 @@
+"""Quality benchmark: test log-likelihood of 784×500 Bernoulli RBMs, ebmlab against scikit-learn.
+
+    python benchmarks/quality.py [--budget 180] [--datasets mnist,fashion-mnist] [--schedule sm2008]
+                                 [--chains 100] [--threads 2] [--data-dir DIR] [--out FILE.json]
+
+Data: MNIST (the 5,000-row ``train5k`` split, the 10,000 ``t10k`` test rows) and Fashion-MNIST
+(60,000 / 10,000), from ``../shared/data``, binarized at 0.5.
+
+Contenders, each given the same wall-clock training budget (``--budget`` seconds) in this process:
+
+- ebmlab PCD-1 (100 persistent chains) and CD-1, batch 100, SGD with momentum 0.9, weight decay
+  (L2) on the weights, visible biases from the data (``initialize(..., "hinton")``), and a learning
+  rate decayed linearly to 2 % of its start over the budget (the budget callback below);
+- ``sklearn.neural_network.BernoulliRBM`` with its defaults (learning_rate 0.1, batch 10; it is
+  PCD-1 with one persistent chain per batch row), fed shuffled mini-batches through
+  ``partial_fit`` until the budget is spent. Its ``components_`` (→ W = components_ᵀ),
+  ``intercept_visible_`` and ``intercept_hidden_`` are loaded into an ebmlab model for scoring.
+  ``sklearn-b100`` is the same with ebmlab's batch size 100 and starting learning rate ``--lr``.
+
+Scoring, identical for all: forward AIS (``ebmlab.evaluate.ais``, base-rate model fit to the
+training rows, ``--schedule`` and ``--chains``) gives log Ẑ_fwd, a stochastic lower bound, so
+LL_fwd = mean −F(v_test) − log Ẑ_fwd tends to overestimate; reverse AIS started from training rows
+gives log Ẑ_rev, a stochastic upper bound, so LL_rev is conservative. The printed table lists
+method, epochs, updates, seconds, test LL (fwd / rev), train LL (fwd) and both log Z ± s.e.
+The seconds of each S&M-schedule AIS run are printed too (the AIS timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab.data import load
+from ebmlab.evaluate import ais
+from ebmlab.train import CD, L2, PCD, Callback, Trainer
+
+VISIBLE, HIDDEN = 784, 500
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SPLITS = {"mnist": ("train5k", "t10k"), "fashion-mnist": ("train", "t10k")}
+
+
+class Budget(Callback):
+    """Stops training after ``seconds`` of wall clock; decays the learning rate linearly to ``floor``·lr₀."""
+
+    def __init__(self, seconds: float, lr: float, floor: float = 0.02) -> None:
+        self.seconds, self.lr, self.floor = seconds, lr, floor
+        self.start = time.perf_counter()
+
+    def on_train_begin(self, state: Any) -> None:
+        self.start = time.perf_counter()
+
+    def on_batch_end(self, state: Any) -> None:
+        done = (time.perf_counter() - self.start) / self.seconds
+        if done >= 1:
+            state.trainer.stop()
+        else:
+            state.trainer.set_lr(self.lr * max(1 - done, self.floor))
+
+
+def train_ebmlab(method: str, x: torch.Tensor, budget: float, args: argparse.Namespace) -> tuple[Any, dict]:
+    model = BoltzmannMachine([BernoulliLayer(VISIBLE), BernoulliLayer(HIDDEN)], seed=args.seed)
+    model.initialize(x, method="hinton", seed=args.seed)
+    negative = PCD(k=1, chains=args.pcd_chains) if method == "pcd" else CD(k=1)
+    trainer = Trainer(
+        model,
+        negative,
+        optimizer=(
+            (lambda params: torch.optim.Adam(params, lr=args.lr))
+            if args.optimizer == "adam"
+            else (lambda params: torch.optim.SGD(params, lr=args.lr, momentum=args.momentum))
+        ),
+        batch_size=100,
+        penalties={"weights.0": L2(args.weight_decay)},
+        metrics={},
+        callbacks=[Budget(budget, args.lr)],
+        seed=args.seed,
+        progress=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(x, epochs=10**6)
+    seconds = time.perf_counter() - start
+    updates = trainer.step
+    return model, {"epochs": updates * 100 / x.shape[0], "updates": updates, "seconds": seconds}
+
+
+def train_sklearn(
+    x: torch.Tensor, budget: float, args: argparse.Namespace, lr: float = 0.1, batch: int = 10
+) -> tuple[Any, dict]:
+    from sklearn.neural_network import BernoulliRBM
+
+    rbm = BernoulliRBM(n_components=HIDDEN, learning_rate=lr, batch_size=batch, random_state=args.seed)
+    data = x.numpy()
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    updates = 0
+    while time.perf_counter() - start < budget:
+        order = rng.permutation(data.shape[0])
+        for i in range(0, data.shape[0], rbm.batch_size):
+            rbm.partial_fit(data[order[i : i + rbm.batch_size]])
+            updates += 1
+            if time.perf_counter() - start >= budget:
+                break
+    seconds = time.perf_counter() - start
+    model = BoltzmannMachine([BernoulliLayer(VISIBLE), BernoulliLayer(HIDDEN)])
+    with torch.no_grad():
+        model.weights[0].copy_(torch.from_numpy(rbm.components_.T.astype(np.float32)))
+        model.layers[0].bias.copy_(torch.from_numpy(rbm.intercept_visible_.astype(np.float32)))
+        model.layers[1].bias.copy_(torch.from_numpy(rbm.intercept_hidden_.astype(np.float32)))
+    return model, {"epochs": updates * rbm.batch_size / data.shape[0], "updates": updates, "seconds": seconds}
+
+
+@torch.no_grad()
+def score(model: Any, train: torch.Tensor, test: torch.Tensor, args: argparse.Namespace) -> dict:
+    fwd = ais.log_partition(model, args.chains, args.schedule, data=train, seed=args.seed, progress=args.progress)
+    rev = ais.log_partition(
+        model,
+        args.chains,
+        args.schedule,
+        data=train,
+        reverse=True,
+        burn_in=args.burn_in,
+        seed=args.seed,
+        progress=args.progress,
+    )
+    test_term = float(-model.free_energy(test).double().mean())
+    train_term = float(-model.free_energy(train).double().mean())
+    return {
+        "test_ll_fwd": test_term - fwd.log_z,
+        "test_ll_rev": test_term - rev.log_z,
+        "train_ll_fwd": train_term - fwd.log_z,
+        "log_z_fwd": fwd.log_z,
+        "log_z_fwd_se": fwd.stderr,
+        "log_z_rev": rev.log_z,
+        "log_z_rev_se": rev.stderr,
+        "ais_fwd_seconds": fwd.seconds,
+        "ais_rev_seconds": rev.seconds,
+        "ess_fwd": fwd.ess,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| data | method | epochs | updates | seconds | test LL fwd | test LL rev | train LL fwd "
+        "| log Z fwd ± s.e. | log Z rev ± s.e. | AIS s (fwd/rev) |"
+    )
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        lines.append(
+            f"| {r['data']} | {r['method']} | {r['epochs']:.1f} | {r['updates']} | {r['seconds']:.0f} "
+            f"| {r['test_ll_fwd']:.2f} | {r['test_ll_rev']:.2f} | {r['train_ll_fwd']:.2f} "
+            f"| {r['log_z_fwd']:.2f} ± {r['log_z_fwd_se']:.2f} | {r['log_z_rev']:.2f} ± {r['log_z_rev_se']:.2f} "
+            f"| {r['ais_fwd_seconds']:.0f} / {r['ais_rev_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--budget", type=float, default=180.0, help="training seconds per contender (default 180)")
+    p.add_argument("--datasets", default="mnist,fashion-mnist", help="comma-separated: mnist, fashion-mnist")
+    p.add_argument("--methods", default="ebmlab-pcd,ebmlab-cd,sklearn", help="comma-separated contenders")
+    p.add_argument("--schedule", default="sm2008", help="AIS schedule preset: sm2008, moderate, fast")
+    p.add_argument("--chains", type=int, default=100, help="AIS chains (default 100)")
+    p.add_argument("--burn-in", type=int, default=10, help="Gibbs sweeps at β=1 before reverse AIS")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="ebmlab optimizer")
+    p.add_argument("--lr", type=float, default=0.05, help="ebmlab learning rate at the start")
+    p.add_argument("--momentum", type=float, default=0.9, help="ebmlab SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="ebmlab L2 strength on W")
+    p.add_argument("--pcd-chains", type=int, default=100, help="ebmlab PCD persistent chains")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
+    p.add_argument("--progress", action="store_true", help="show AIS progress bars")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # numpy's BLAS (scikit-learn) gets the same number of threads
+    rows = []
+    for name in args.datasets.split(","):
+        train_split, test_split = SPLITS[name]
+        train = load(name, train_split, data_dir=args.data_dir, download=False).binarize(0.5).data
+        test = load(name, test_split, data_dir=args.data_dir, download=False).binarize(0.5).data
+        for method in args.methods.split(","):
+            if method == "sklearn":
+                model, info = train_sklearn(train, args.budget, args)
+            elif method == "sklearn-b100":
+                model, info = train_sklearn(train, args.budget, args, lr=args.lr, batch=100)
+            else:
+                model, info = train_ebmlab(method.removeprefix("ebmlab-"), train, args.budget, args)
+            row = {"data": name, "method": method, **info, **score(model, train, test, args)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print()
+    print(f"schedule {args.schedule}, {args.chains} AIS chains, budget {args.budget:.0f} s, {args.threads} threads")
+    print(table(rows))
+    if args.out is not None:
+        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
