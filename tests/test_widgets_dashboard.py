@@ -90,6 +90,8 @@ def test_pause_resume_stop_act_on_the_training_thread() -> None:
     assert dash.stop_latency is not None and dash.stop_latency < 2.0
     assert trainer.epoch < 10_000 and "stopped" in dash.status.value
     assert not dash.buttons["start"].disabled and dash.buttons["stop"].disabled
+    dash.close()
+    assert dash.listener not in trainer.callbacks
 
 
 def test_learning_rate_slider_sets_the_trainer_rate() -> None:

@@ -236,6 +236,16 @@ class TrainingDashboard(View):
             return None
         return self.ended_at - self.stop_requested_at
 
+    def close(self) -> None:
+        """Stop training, detach the dashboard (and its recorder) from the Trainer, close the widgets."""
+        if self.running:
+            self.stop()
+            self.wait()
+        for cb in (self.listener, self.recorder):
+            if cb in self.trainer.callbacks:
+                self.trainer.callbacks.remove(cb)
+        super().close()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the training thread ends (or ``timeout`` s); True when it has ended."""
         if self.thread is not None:

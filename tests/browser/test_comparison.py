@@ -8,6 +8,8 @@ import pytest
 
 from .conftest import Notebook
 
+pytestmark = pytest.mark.browser
+
 CELLS = [
     "from widgets import RunComparison, RunViewer\n"
     "comp = RunComparison(['pcd.zarr', 'cd.zarr'], labels=['PCD-1', 'CD-1'])\n"

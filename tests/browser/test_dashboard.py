@@ -10,6 +10,8 @@ import pytest
 
 from .conftest import Notebook
 
+pytestmark = pytest.mark.browser
+
 CELLS = [
     "import torch\n"
     "torch.set_num_threads(1)\n"

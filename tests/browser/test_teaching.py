@@ -8,6 +8,8 @@ import pytest
 
 from .conftest import Notebook
 
+pytestmark = pytest.mark.browser
+
 CELLS = [
     "from widgets import EnergyLandscape, GibbsStepper\n"
     "land = EnergyLandscape(visible=3, hidden=2, chains=500, steps=20)\n"
