@@ -8,7 +8,7 @@ Data: MNIST (the 5,000-row ``train5k`` split, the 10,000 ``t10k`` test rows) and
 
 Contenders, each given the same wall-clock training budget (``--budget`` seconds) in this process:
 
-- ebmlab PCD-1 (100 persistent chains) and CD-1, batch 100, SGD with momentum 0.9, weight decay
+- ebmlab PCD-1 (100 persistent chains) and CD-1, batch 100, plain SGD (lr 0.05), weight decay
   (L2) on the weights, visible biases from the data (``initialize(..., "hinton")``), and a learning
   rate decayed linearly to 2 % of its start over the budget (the budget callback below);
 - ``sklearn.neural_network.BernoulliRBM`` with its defaults (learning_rate 0.1, batch 10; it is
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--burn-in", type=int, default=10, help="Gibbs sweeps at β=1 before reverse AIS")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="ebmlab optimizer")
     p.add_argument("--lr", type=float, default=0.05, help="ebmlab learning rate at the start")
-    p.add_argument("--momentum", type=float, default=0.9, help="ebmlab SGD momentum")
+    p.add_argument("--momentum", type=float, default=0.0, help="ebmlab SGD momentum")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="ebmlab L2 strength on W")
     p.add_argument("--pcd-chains", type=int, default=100, help="ebmlab PCD persistent chains")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")

@@ -174,3 +174,19 @@ def test_bad_input() -> None:
         ais.log_partition(model, 0, "fast", progress=False)
     with pytest.raises(ValueError, match="must be binary"):
         ais.log_partition(model, 10, "fast", data=torch.full((3, 16), 0.5, dtype=torch.float64), progress=False)
+
+
+def test_independent_units_are_exact_in_both_directions() -> None:
+    """With W = 0 and the base taken from the model itself, every AIS weight is exactly 1."""
+    model = random_rbm(2)
+    with torch.no_grad():
+        model.weights[0].zero_()
+    b, c = model.layers[0].bias.detach(), model.layers[1].bias.detach()
+    log_z = float(torch.nn.functional.softplus(b).sum() + torch.nn.functional.softplus(c).sum())
+    data = torch.ones(3, 16, dtype=torch.float64)
+    for res in (
+        ais.log_partition(model, 7, "fast", progress=False),
+        ais.log_partition(model, 7, "fast", reverse=True, init=data, burn_in=2, progress=False),
+    ):
+        assert res.log_z == pytest.approx(log_z, abs=1e-9)
+        assert res.log_weights.abs().max() < 1e-9 and res.ess == pytest.approx(7)

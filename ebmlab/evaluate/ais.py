@@ -287,7 +287,8 @@ class LikelihoodEstimate:
     stochastic lower bound); ``reverse`` = data_term − log Ẑ_reverse tends to *underestimate* it.
     ``data_term`` is the mean of −F(v) when the free energy is exact ("exact"), or of the
     mean-field lower bound −F_q(v) for deep stacks whose even hidden layers cannot be enumerated
-    ("mean-field lower bound"), in which case both numbers are lower-bound estimates.
+    ("mean-field lower bound"): that term is then itself a lower bound, which shifts both
+    numbers down by the bound's gap.
     """
 
     forward: float
