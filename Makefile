@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/ebmlab train --data digits --layers bernoulli:64,bernoulli:100 --method pcd --mc-steps 1 --epochs 20 --lr 1e-3 --seed 0 --out runs/demo
+	$(VENV)/bin/ebmlab demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
