@@ -88,7 +88,7 @@ class TrainingDashboard(View):
         epochs: int = 10,
         validation: Any = None,
         history_path: str | os.PathLike | None = None,
-        interval: float = 0.5,
+        interval: float = 1.0,
         plot_interval: float = 2.0,
         filters: int = 100,
         particles: int = 64,
