@@ -156,7 +156,7 @@ def test_minimization_never_increases_gamma(order: int) -> None:
     result = minimize(model, order=order, chains=16, steps=60, damping=1.0, generator=g, record=True)
     gammas = torch.stack(result.history)
     assert torch.isfinite(gammas).all()
-    assert (gammas[1:] <= gammas[:-1]).all()
+    assert (gammas[1:] - gammas[:-1]).max() <= 1e-12  # float64 rounding of Γ ≈ 40 is ~1e-14
     assert (gammas[-1] < gammas[0]).all()
 
 

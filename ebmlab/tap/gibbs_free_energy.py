@@ -115,22 +115,24 @@ def _categorical_pair(
     return second, third
 
 
+def edge_terms(
+    model: torch.nn.Module, mags: Sequence[torch.Tensor], i: int, order: int = 2, clamped: bool = False
+) -> torch.Tensor:
+    """The terms of connection i (layers i, i+1) in Γ per row: −r(m_i)ᵀW r(m_{i+1}) − ½⟨U²⟩ − ⅙⟨U³⟩."""
+    a, b, w = model.layers[i], model.layers[i + 1], model.weights[i]
+    out = -((a.rescale(mags[i]) @ w) * b.rescale(mags[i + 1])).sum(-1)
+    if order < 2 or (clamped and i == 0):
+        return out
+    second, third = pair_moments(a, mags[i], b, mags[i + 1], w, order)
+    out = out - 0.5 * second
+    return out if third is None else out - third / 6
+
+
 def interaction(
     model: torch.nn.Module, mags: Sequence[torch.Tensor], order: int = 2, clamped: bool = False
 ) -> torch.Tensor:
     """Γ − Γ₀ per row: the coupling terms of every connection up to ``order``."""
-    layers = model.layers
-    out = torch.zeros((), dtype=mags[0].dtype, device=mags[0].device)
-    for i, w in enumerate(model.weights):
-        a, b = layers[i], layers[i + 1]
-        out = out - ((a.rescale(mags[i]) @ w) * b.rescale(mags[i + 1])).sum(-1)
-        if order < 2 or (clamped and i == 0):
-            continue
-        second, third = pair_moments(a, mags[i], b, mags[i + 1], w, order)
-        out = out - 0.5 * second
-        if third is not None:
-            out = out - third / 6
-    return out
+    return sum(edge_terms(model, mags, i, order, clamped) for i in range(len(model.weights)))
 
 
 def gibbs_free_energy(

@@ -6,7 +6,8 @@ other) by the damped fixed point
     m_l ← m_l + t (c_l − m_l),   c_l = tap_mean_l(−∂Γ_int/∂m_l)  = argmin_x Γ₀_l(x) + ∇Γ_intᵀx,
 
 where Γ = Γ₀ + Γ_int and Γ₀ is each layer's convex own term. The step is accepted per row only if
-Γ does not increase; otherwise t is halved (backtracking). The segment direction is always a
+Γ does not increase (only the terms that involve the block change, so only those are evaluated);
+otherwise t is halved (backtracking). The segment direction is always a
 descent direction: by convexity of Γ₀, ∇Γ(m)ᵀ(c − m) ≤ Γ₀(c) + ∇Γ_intᵀc − Γ₀(m) − ∇Γ_intᵀm ≤ 0,
 with equality only at a fixed point. So the backtracking is a (mirror-)gradient descent with a
 line search that never increases Γ; rows where no step lowers Γ keep their magnetizations.
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .._checks import check_positive_int
-from .gibbs_free_energy import check_order, check_tap_layer, gibbs_free_energy, interaction
+from ..layers import OneHotLayer
+from .gibbs_free_energy import check_order, check_tap_layer, edge_terms, gibbs_free_energy, layer_terms
 
 MAX_HALVINGS = 12
 
@@ -89,57 +91,122 @@ def minimize(
             )
         mags[0] = clamp.detach()
     free = [i for i in range(len(mags)) if not (clamped and i == 0)]
-    gamma = gibbs_free_energy(model, mags, order, clamped)
-    history = [gamma.clone()] if record else []
+    history = [gibbs_free_energy(model, mags, order, clamped)] if record else []
     sweeps, converged = 0, False
     for _ in range(steps):
         before = [m.clone() for m in mags]
         for parity in (1, 0):
             block = [i for i in free if i % 2 == parity]
             if block:
-                gamma = _block_step(model, mags, block, gamma, order, clamped, damping)
+                _block_step(model, mags, block, order, clamped, damping)
         sweeps += 1
         if record:
-            history.append(gamma.clone())
+            history.append(gibbs_free_energy(model, mags, order, clamped))
         change = max(float((m - b).abs().max()) for m, b in zip(mags, before))
         if change < tol:
             converged = True
             break
+    gamma = gibbs_free_energy(model, mags, order, clamped)
     return TAPResult([m.detach() for m in mags], gamma.detach(), sweeps, converged, history)
+
+
+class _BlockTerms:
+    """The part of Γ that involves the layers of one block (one parity), the others held fixed.
+
+    Layers of a block are never adjacent, so every connection touches at most one of them. When
+    a block layer and its neighbours all have independent units (no one-hot sites), each of its
+    connection terms is separable given the neighbours' fixed magnetizations:
+
+        Γ_l(m) = Γ₀_l(m) − r(m)·A − ½ s(m)·B − ⅙ κ(m)·C,
+        A = Σ_nbr W r(m_nbr),  B = Σ_nbr W∘² s(m_nbr),  C = Σ_nbr W∘³ κ(m_nbr),
+
+    so the matrix products are done once per block and each trial step costs O(units).
+    Otherwise the connection terms are evaluated in full.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, mags: list[torch.Tensor], block: list[int], order: int, clamped: bool
+    ) -> None:
+        self.model, self.block, self.order, self.clamped = model, block, order, clamped
+        layers, depth = model.layers, len(model.layers)
+        self.edges = sorted({e for i in block for e in (i - 1, i) if 0 <= e < depth - 1})
+        near = {j for i in block for j in (i - 1, i, i + 1) if 0 <= j < depth}
+        self.fast = not any(isinstance(layers[j], OneHotLayer) for j in near)
+        self.fixed = list(mags)
+        self.coef: dict[int, list[torch.Tensor | None]] = {}
+        if self.fast:
+            for i in block:
+                self.coef[i] = self._coefficients(i)
+
+    def _coefficients(self, i: int) -> list[torch.Tensor | None]:
+        model, mags, order = self.model, self.fixed, self.order
+        layers, weights = model.layers, model.weights
+        out: list[torch.Tensor | None] = [None, None, None]
+        for j in (i - 1, i + 1):
+            if not 0 <= j < len(layers):
+                continue
+            w = weights[j] if j < i else weights[i].T
+            nbr = layers[j]
+            terms = [nbr.rescale(mags[j]) @ w]
+            if order >= 2 and not (self.clamped and 0 in (i, j)):
+                terms.append(nbr.tap_variance(mags[j]) @ (w * w))
+                if order >= 3:
+                    terms.append(nbr.tap_third_moment(mags[j]) @ (w * w * w))
+            for k, t in enumerate(terms):
+                out[k] = t if out[k] is None else out[k] + t
+        return out
+
+    def interaction(self, trial: list[torch.Tensor]) -> torch.Tensor:
+        if not self.fast:
+            return sum(edge_terms(self.model, trial, e, self.order, self.clamped) for e in self.edges)
+        total = 0.0
+        for i in self.block:
+            layer, m = self.model.layers[i], trial[i]
+            a, b, c = self.coef[i]
+            total = total - (layer.rescale(m) * a).sum(-1)
+            if b is not None:
+                total = total - 0.5 * (layer.tap_variance(m) * b).sum(-1)
+            if c is not None:
+                total = total - (layer.tap_third_moment(m) * c).sum(-1) / 6
+        return total
+
+    def total(self, trial: list[torch.Tensor]) -> torch.Tensor:
+        own = sum(layer_terms(self.model.layers[i], trial[i]) for i in self.block)
+        return own + self.interaction(trial)
 
 
 def _block_step(
     model: torch.nn.Module,
     mags: list[torch.Tensor],
     block: list[int],
-    gamma: torch.Tensor,
     order: int,
     clamped: bool,
     damping: float,
-) -> torch.Tensor:
-    """One damped fixed-point update of the layers in ``block`` with per-row backtracking."""
+) -> None:
+    """One damped fixed-point update of the layers in ``block`` (in place) with per-row backtracking."""
+    terms = _BlockTerms(model, mags, block, order, clamped)
     with torch.enable_grad():
         leaves = [mags[i].detach().requires_grad_(True) for i in block]
         trial = list(mags)
         for i, leaf in zip(block, leaves):
             trial[i] = leaf
-        grads = torch.autograd.grad(interaction(model, trial, order, clamped).sum(), leaves)
+        grads = torch.autograd.grad(terms.interaction(trial).sum(), leaves)
     target = {i: model.layers[i].tap_mean(-g).detach() for i, g in zip(block, grads)}
-    rows = gamma.shape[0]
-    t = torch.full((rows, 1), damping, dtype=gamma.dtype, device=gamma.device)
-    pending = torch.ones(rows, dtype=torch.bool, device=gamma.device)
+    current = terms.total(mags)
+    rows = current.shape[0]
+    t = torch.full((rows, 1), damping, dtype=current.dtype, device=current.device)
+    pending = torch.ones(rows, dtype=torch.bool, device=current.device)
     for _ in range(MAX_HALVINGS):
         trial = list(mags)
         for i in block:
             trial[i] = mags[i] + t * (target[i] - mags[i])
-        new = gibbs_free_energy(model, trial, order, clamped)
-        ok = pending & (new <= gamma)
+        new = terms.total(trial)
+        ok = pending & (new <= current)
         if ok.any():
             for i in block:
                 mags[i] = torch.where(ok.unsqueeze(-1), trial[i], mags[i])
-            gamma = torch.where(ok, new, gamma)
+            current = torch.where(ok, new, current)
             pending = pending & ~ok
         if not pending.any():
             break
         t = torch.where(pending.unsqueeze(-1), t / 2, t)
-    return gamma
