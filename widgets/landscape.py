@@ -80,7 +80,9 @@ class EnergyLandscape(View):
             ],
             layout=go.Layout(
                 barmode="group",
-                height=320,
+                height=340,
+                width=600,
+                legend={"orientation": "h", "x": 0, "y": 1.12},
                 margin={"l": 40, "r": 10, "t": 30, "b": 60},
                 xaxis_title="state" if over == "joint" else "visible state",
                 yaxis_title="probability",

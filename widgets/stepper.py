@@ -67,7 +67,7 @@ class GibbsStepper(View):
         image_shape: Sequence[int] | None = None,
         beta: float = 1.0,
         seed: int = 0,
-        pixel: int = 28,
+        pixel: int = 36,
     ) -> None:
         if model is None:
             model = bars_and_stripes_model(4)

@@ -22,7 +22,7 @@ CELLS = [
     "data = load('digits').binarize()\n"
     "model = BoltzmannMachine([BernoulliLayer(64), BernoulliLayer(64)]).initialize(data.data)\n"
     "trainer = Trainer(model, PCD(k=1, chains=64), lr=3e-3, batch_size=20, progress=False)\n"
-    "dash = TrainingDashboard(trainer, data, epochs=100_000, interval=0.3, plot_interval=1.0)\n"
+    "dash = TrainingDashboard(trainer, data, epochs=500, interval=0.3, plot_interval=1.0)\n"
     "display(dash)\n"
     "print('READY')",
     "print(f'RUNNING={dash.running} LATENCY={dash.stop_latency} EPOCH={trainer.epoch}')",

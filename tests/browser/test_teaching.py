@@ -29,16 +29,25 @@ def notebook(lab, page) -> Iterator[Notebook]:
     nb.close()
 
 
-def test_energy_landscape_draws_all_states(notebook: Notebook) -> None:
-    bars = notebook.root.locator(".ebmlab-landscape .js-plotly-plot g.point")
+def test_energy_landscape_draws_all_states_and_follows_a_slider(notebook: Notebook, screenshots) -> None:
+    land = notebook.root.locator(".ebmlab-landscape")
+    bars = land.locator(".js-plotly-plot g.point")
     bars.first.wait_for(timeout=30_000)
     assert bars.count() == 2 * 2**3  # exact and sampled bar for each of the 8 visible states
+    readout = land.locator(".widget-readout").first  # the slider of W1[0,0]
+    readout.click()
+    notebook.page.keyboard.press("Control+A")
+    notebook.page.keyboard.type("2.5")
+    notebook.page.keyboard.press("Enter")
+    land.screenshot(path=str(screenshots / "energy_landscape.png"))
+    assert "W=2.50" in notebook.run(1, expect="W=")
 
 
-def test_gibbs_stepper_buttons_run_the_chain(notebook: Notebook) -> None:
+def test_gibbs_stepper_buttons_run_the_chain(notebook: Notebook, screenshots) -> None:
     stepper = notebook.root.locator(".ebmlab-gibbs-stepper")
     stepper.get_by_role("button", name="Sweep", exact=True).click()
     stepper.get_by_text("sweep 1 ").wait_for(timeout=10_000)
     stepper.get_by_role("button", name="10 sweeps").click()
     stepper.get_by_text("sweep 11 ").wait_for(timeout=10_000)
+    stepper.screenshot(path=str(screenshots / "gibbs_stepper.png"))
     assert "SWEEPS=11" in notebook.run(1, expect="SWEEPS=")
