@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer, OneHotLayer
 from ebmlab.data import bars_and_stripes_patterns
 from ebmlab.tap import tap_log_likelihood
 from ebmlab.train import TAP, Trainer
@@ -53,6 +53,26 @@ def test_tap_gradient_approaches_exact_gradient_at_weak_coupling(sizes: list[int
     tap = flat(torch.autograd.grad(method.loss(model, x, g), params))
     assert float((tap - exact).norm() / exact.norm()) < 0.03
     assert 0 < method.metrics()["tap_sweeps"] <= 300
+
+
+@pytest.mark.parametrize("visible", ["gaussian", "onehot"])
+def test_tap_gradient_of_other_unit_types_at_weak_coupling(visible: str) -> None:
+    """Gaussian visible units (their mean and log-variance too) and one-hot visible sites."""
+    g = torch.Generator().manual_seed(1)
+    if visible == "gaussian":
+        model = BoltzmannMachine([GaussianLayer(5), BernoulliLayer(6)]).double()
+        x = torch.randn(20, 5, generator=g, dtype=torch.float64)
+    else:
+        model = BoltzmannMachine([OneHotLayer(3, 4), BernoulliLayer(6)]).double()
+        x = torch.nn.functional.one_hot(torch.randint(0, 4, (20, 3), generator=g), 4).flatten(1).double()
+    model.initialize(x)
+    with torch.no_grad():
+        model.weights[0].copy_(0.2 * torch.randn(model.weights[0].shape, generator=g, dtype=torch.float64))
+    params = list(model.parameters())
+    exact = flat(torch.autograd.grad(model.free_energy(x).mean() + log_z(model), params))
+    method = TAP(order=3, chains=2, steps=300, tol=1e-10)
+    tap = flat(torch.autograd.grad(method.loss(model, x, g), params))
+    assert float((tap - exact).norm() / exact.norm()) < 0.02
 
 
 @pytest.mark.parametrize("order", [2, 3])
