@@ -151,5 +151,7 @@ def test_bad_arguments() -> None:
         TrainingDashboard("trainer", _data())
     with pytest.raises(ValueError, match="epochs"):
         TrainingDashboard(_trainer(), _data(), epochs=0)
+    with pytest.raises(ValueError, match="energy_rows"):
+        TrainingDashboard(_trainer(), _data(), energy_rows=0)
     with pytest.raises(ValueError, match="interval"):
         TrainingDashboard(_trainer(), _data(), interval=-1)

@@ -99,7 +99,14 @@ class TrainingDashboard(View):
         if not isinstance(trainer, Trainer):
             raise TypeError(f"trainer must be an ebmlab.train.Trainer, got {type(trainer).__name__}")
         self.data = data if isinstance(data, Dataset) else as_dataset(data)
-        for name, value in (("epochs", epochs), ("filters", filters), ("particles", particles), ("bins", bins)):
+        counts = {
+            "epochs": epochs,
+            "filters": filters,
+            "particles": particles,
+            "energy_rows": energy_rows,
+            "bins": bins,
+        }
+        for name, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.trainer, self.model, self.validation = trainer, trainer.model, validation
