@@ -18,6 +18,7 @@ compared with a plain 100×784 @ 784×500 float32 matmul timed in the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data: {rows} rows × {VISIBLE} ({source})")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; PCD-1, batch {BATCH}, {CHAINS} chains, SGD lr {LR}, float32")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average before the run: {load} on {os.cpu_count()} CPUs (other processes skew wall-clock times)")
 
     x64 = rows_np.astype(np.float64)
     times: dict[str, list[float]] = {"ebmlab": [], "sklearn64": [], "sklearn32": []}
