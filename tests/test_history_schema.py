@@ -25,7 +25,8 @@ from ebmlab.train import CD, PCD, Callback, Trainer, TrainState
 
 def binary_data(rows: int, units: int, seed: int = 0, name: str = "toy") -> object:
     g = torch.Generator().manual_seed(seed)
-    ds = as_dataset((torch.rand(rows, units, generator=g) < 0.3).float())
+    shape = (2, units // 2) if units % 2 == 0 else None
+    ds = as_dataset((torch.rand(rows, units, generator=g) < 0.3).float(), image_shape=shape)
     ds.name = name
     return ds
 
@@ -94,13 +95,14 @@ def test_attrs_round_trip_through_zarr_and_netcdf(tmp_path: Path) -> None:
     assert ds.attrs["optimizer"]["hyperparameters"]["betas"] == [0.9, 0.999]
     assert ds.attrs["seed"] == 2
     assert ds.attrs["dataset"] == "toy"
+    assert ds.attrs["image_shape"] == [2, 3]
     assert set(ds.attrs["versions"]) == {"python", "torch", "numpy", "xarray", "zarr", "ebmlab"}
     assert ds.attrs["versions"]["torch"] == torch.__version__
     assert ds.attrs["status"] == "finished"
     assert ds.attrs["recorder"]["snapshot_every"] == 2
     nc = to_netcdf(tmp_path / "run.zarr", tmp_path / "run.nc")
     back = open_run(nc)
-    for key in ("spec", "method", "optimizer", "seed", "dataset", "versions", "status"):
+    for key in ("spec", "method", "optimizer", "seed", "dataset", "image_shape", "versions", "status"):
         assert back.attrs[key] == ds.attrs[key], key
     assert json.loads(json.dumps(back.attrs["spec"])) == t.model.spec()
     for name in ds.variables:

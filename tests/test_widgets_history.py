@@ -129,3 +129,11 @@ def test_comparison_bad_arguments(runs) -> None:
         RunComparison(runs["pcd"][0])
     with pytest.raises(ValueError, match="labels"):
         RunComparison([runs["pcd"][0]], labels=["a", "b"])
+
+
+def test_viewer_uses_the_recorded_image_shape(tmp_path) -> None:
+    wide = Dataset(DATA.data, image_shape=(2, 8), name="wide")
+    model = BoltzmannMachine([BernoulliLayer(16), BernoulliLayer(4)], seed=1)
+    rec = Recorder(tmp_path / "wide.zarr", snapshot_every=1, particles=4, bins=5)
+    Trainer(model, CD(k=1), lr=1e-2, batch_size=20, progress=False, metrics={}, callbacks=[rec]).fit(wide, 1)
+    assert RunViewer(tmp_path / "wide.zarr").image_shape == (2, 8)  # not the square guess (4, 4)

@@ -55,9 +55,13 @@ def snapshot_pictures(
 
 
 def resolve_image_shape(run: xr.Dataset, image_shape: Sequence[int] | None) -> tuple[int, int] | None:
-    """The given (height, width), checked against the visible units, or a square guess."""
+    """The given (height, width), checked against the visible units; else the run's recorded
+    ``image_shape`` attribute; else a square guess."""
     units = int(run[schema.weights_var(0)].shape[1])
     if image_shape is None:
+        recorded = run.attrs.get(schema.IMAGE_SHAPE)
+        if recorded is not None and len(recorded) == 2 and int(recorded[0]) * int(recorded[1]) == units:
+            return int(recorded[0]), int(recorded[1])
         return guess_image_shape(units)
     shape = tuple(int(d) for d in image_shape)
     if len(shape) != 2 or shape[0] * shape[1] != units:
@@ -144,7 +148,7 @@ class RunViewer(View):
 
     @property
     def status(self) -> str:
-        """The store's status attribute: 'running' or 'finished'."""
+        """The store's status attribute: 'running', 'finished', 'stopped' or 'failed'."""
         return str(self.run.attrs.get(schema.STATUS, "?"))
 
     def refresh(self) -> bool:
@@ -176,7 +180,7 @@ class RunViewer(View):
             self.unfollow()
 
     def follow(self) -> None:
-        """Poll the store every ``poll`` seconds until the run is finished or ``unfollow()``."""
+        """Poll the store every ``poll`` seconds until the run has ended or ``unfollow()``."""
         if self._poller is not None and self._poller.is_alive():
             return
         self._stop_polling.clear()
@@ -198,7 +202,7 @@ class RunViewer(View):
     def _poll(self) -> None:
         while not self._stop_polling.wait(self.poll):
             self.refresh()
-            if self.status == schema.FINISHED:
+            if self.status in (schema.FINISHED, schema.STOPPED, schema.FAILED):
                 break
         self.follow_box.value = False
 
