@@ -1,7 +1,7 @@
 """Methods benchmark: test log-likelihood against training seconds for every gradient method.
 
     python benchmarks/methods.py [--budget 120] [--checkpoints 2] [--rbm cd1,pcd1,pcd10,pt,tap2,tap3]
-                                 [--dbm layerwise-pcd1] [--schedule fast] [--chains 100] [--threads 2]
+                                 [--dbm layerwise-pcd1] [--schedule fast] [--chains 100] [--threads 1]
 
 Data: binarized MNIST (the 5,000-row ``train5k`` split for training, ``--test-rows`` rows of
 ``t10k`` for testing) from ``../shared/data/mnist``.
@@ -235,7 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-rows", type=int, default=2000, help="t10k rows scored (default 2000)")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate at the start (default 0.05)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 strength on the weights")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a busy machine TAP's and PT's many small tensor operations lose more "
+        "to thread synchronisation than they gain, which would skew an equal-time comparison)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=ROOT / "results")
