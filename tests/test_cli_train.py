@@ -52,6 +52,14 @@ def test_cd_with_sgd_and_default_layers(tmp_path, capsys):
     assert "val_" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("method", "metric"), [("pt", "swap_rate="), ("tap", "tap_log_z=")])
+def test_parallel_tempering_and_tap_from_the_cli(tmp_path, capsys, method, metric):
+    args = ["train", "--method", method, "--layers", "bernoulli:64,bernoulli:16", "--epochs", "1", "--no-history"]
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 0
+    assert metric in capsys.readouterr().out
+    assert ebmlab.load(tmp_path / "model.safetensors").sizes == [64, 16]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

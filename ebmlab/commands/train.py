@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 NAME = "train"
-HELP = "train an RBM or deep Boltzmann machine on a dataset with CD or PCD and save it"
+HELP = "train an RBM or deep Boltzmann machine on a dataset (CD, PCD, PT or TAP) and save it"
 MODEL_FILE = "model.safetensors"
 HISTORY_DIR = "history.zarr"
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -70,9 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "only lose time to thread synchronisation, else torch's default",
     )
     learn = parser.add_argument_group("learning")
-    learn.add_argument("--method", default="pcd", choices=("cd", "pcd"), help="contrastive divergence or persistent CD")
+    learn.add_argument(
+        "--method",
+        default="pcd",
+        choices=("cd", "pcd", "pt", "tap"),
+        help="contrastive divergence, persistent CD, parallel tempering, or sampling-free TAP (see --tap-order)",
+    )
     learn.add_argument("--mc-steps", type=int, default=1, help="Gibbs sweeps per batch (the k of CD-k / PCD-k)")
-    learn.add_argument("--chains", type=int, default=100, help="persistent chains (pcd only)")
+    learn.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, pt: chains per temperature)")
+    learn.add_argument("--tap-order", type=int, default=2, choices=(2, 3), help="order of the TAP expansion (tap only)")
     learn.add_argument(
         "--beta-std", type=float, default=0.0, help="std of the chains' driven inverse temperatures (pcd; 0: none)"
     )
@@ -115,7 +121,7 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
     import ebmlab
     from ebmlab.data import load
     from ebmlab.layers import BernoulliLayer, OneHotLayer
-    from ebmlab.train import CD, L2, PCD, Trainer
+    from ebmlab.train import CD, L2, PCD, PT, TAP, Method, Trainer
 
     if not 0 <= args.validation_fraction < 1:
         raise ValueError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
@@ -147,7 +153,11 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
         torch.set_num_threads(args.threads or 1)
     model.initialize(train.data.to(device), method=args.init, seed=args.seed)
     if args.method == "cd":
-        method = CD(k=args.mc_steps)
+        method: Method = CD(k=args.mc_steps)
+    elif args.method == "pt":
+        method = PT(k=args.mc_steps, chains=args.chains)
+    elif args.method == "tap":
+        method = TAP(order=args.tap_order)
     else:
         method = PCD(k=args.mc_steps, chains=args.chains, beta_std=args.beta_std)
     optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[args.optimizer]
