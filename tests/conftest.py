@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def require_chromium() -> Path:
+    """Debian's Chromium for browser tests: skipped when absent locally, a failure under CI."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing under CI; .ci/run must install Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is absent (install with: apt-get install -y chromium chromium-driver)")
+    return CHROMIUM
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +42,22 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip(f"real MNIST/Fashion-MNIST files not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def python3_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Make papermill's ``python3`` kernel this interpreter (a private kernelspec when it is not already)."""
+    from ebmlab.experiments.runner import kernel_python, write_python3_kernel
+
+    if Path(kernel_python("python3")).resolve() == Path(sys.executable).resolve():
+        yield
+        return
+    directory = tmp_path_factory.mktemp("jupyter")
+    write_python3_kernel(directory)
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(directory), *([old] if old else [])])
+    yield
+    if old is None:
+        del os.environ["JUPYTER_PATH"]
+    else:
+        os.environ["JUPYTER_PATH"] = old

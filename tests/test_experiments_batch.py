@@ -19,18 +19,10 @@ import nbformat
 import pytest
 
 from ebmlab.experiments import run_batch, write_report
-from ebmlab.experiments.runner import kernel_python, write_python3_kernel
+from ebmlab.experiments.runner import kernel_python
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from .conftest import CHROMIUM_ARGS, require_chromium
+
 PARAMETERS = "epochs = 1\nseed = 0\nfail = False\nout = '.'"
 BODY = """\
 if fail:
@@ -52,21 +44,7 @@ trainer.fit(data, epochs)
 SEEDS = [0, 1, 2]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def python3_kernel(tmp_path_factory):
-    """Make papermill's ``python3`` kernel this interpreter (a private kernelspec when it is not already)."""
-    if Path(kernel_python("python3")).resolve() == Path(sys.executable).resolve():
-        yield
-        return
-    directory = tmp_path_factory.mktemp("jupyter")
-    write_python3_kernel(directory)
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(directory), *([old] if old else [])])
-    yield
-    if old is None:
-        del os.environ["JUPYTER_PATH"]
-    else:
-        os.environ["JUPYTER_PATH"] = old
+pytestmark = pytest.mark.usefixtures("python3_kernel")
 
 
 def write_template(path: Path) -> Path:
@@ -213,10 +191,7 @@ def test_report_rewritten_from_folder(local_batch, tmp_path):
 
 @pytest.mark.browser
 def test_report_opens_offline_in_chromium_with_one_curve_per_run(local_batch):
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but /usr/bin/chromium is missing")
-        pytest.skip("/usr/bin/chromium is not installed")
+    chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
     result, _, _ = local_batch
@@ -227,7 +202,7 @@ def test_report_opens_offline_in_chromium_with_one_curve_per_run(local_batch):
         route.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.route(re.compile(r"^(?!file:|data:).*"), block)

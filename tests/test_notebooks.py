@@ -6,7 +6,6 @@ templates write into a temporary folder; ``compare.ipynb`` compares two runs of 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,28 +15,14 @@ import papermill
 import pytest
 
 from ebmlab.experiments import TEMPLATES_DIR
-from ebmlab.experiments.runner import kernel_python, write_python3_kernel
+from ebmlab.experiments.runner import kernel_python
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TEACHING = sorted(NOTEBOOKS.glob("*.ipynb"))
 TIME_LIMIT = 120.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def python3_kernel(tmp_path_factory):
-    """Make papermill's ``python3`` kernel this interpreter (a private kernelspec when it is not already)."""
-    if Path(kernel_python("python3")).resolve() == Path(sys.executable).resolve():
-        yield
-        return
-    directory = tmp_path_factory.mktemp("jupyter")
-    write_python3_kernel(directory)
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(directory), *([old] if old else [])])
-    yield
-    if old is None:
-        del os.environ["JUPYTER_PATH"]
-    else:
-        os.environ["JUPYTER_PATH"] = old
+pytestmark = pytest.mark.usefixtures("python3_kernel")
 
 
 def ci_parameters(path: Path) -> dict:

@@ -20,16 +20,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from ..conftest import CHROMIUM_ARGS, require_chromium
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "images"
 
@@ -66,11 +58,7 @@ class Lab:
 
 @pytest.fixture(scope="package")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing under CI; .ci/run must install Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is absent (install with: apt-get install -y chromium chromium-driver)")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="package")
