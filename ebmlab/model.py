@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import Beta, as_tensor, check_beta, check_positive_int, check_width
+from ._safetensors_io import read_safetensors, write_safetensors
 from .layers import Layer, OneHotLayer, layer_from_spec
 
 States = list[torch.Tensor]
@@ -461,20 +461,7 @@ class BoltzmannMachine(nn.Module):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to ``path`` (safetensors with the JSON spec in its metadata), atomically."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"ebmlab_spec": json.dumps(self.spec())})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return write_safetensors(path, dict(self.state_dict()), {"ebmlab_spec": json.dumps(self.spec())})
 
 
 def default_layer_name(index: int, depth: int) -> str:
@@ -486,18 +473,7 @@ def default_layer_name(index: int, depth: int) -> str:
 
 def load(path: str | os.PathLike, device: str | torch.device | None = None) -> BoltzmannMachine:
     """Read a model written by ``BoltzmannMachine.save`` (never unpickles anything)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable safetensors model file ({err})") from err
+    tensors, meta = read_safetensors(path, "model")
     if "ebmlab_spec" not in meta:
         raise ValueError(f"{path} is a safetensors file but not an ebmlab model (no ebmlab_spec)")
     try:

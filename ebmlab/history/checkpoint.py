@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._safetensors_io import read_safetensors, write_safetensors
 from ..train.state import Callback
 
 FORMAT = "ebmlab.checkpoint"
@@ -76,42 +76,17 @@ def _decode(x: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     """Write ``state`` (a tree of tensors and plain values) to ``path`` atomically."""
-    from safetensors.torch import save_file
-
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a dict (a trainer's state_dict), got {type(state).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     tree = _encode(state, tensors, "state")
     meta = {KEY: json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "state": tree})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_safetensors(path, tensors, meta)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a state written by ``save_checkpoint`` (tensors on the CPU)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable safetensors checkpoint ({err})") from err
+    tensors, meta = read_safetensors(path, "checkpoint")
     if KEY not in meta:
         raise ValueError(f"{path} is a safetensors file but not an ebmlab checkpoint (no {KEY} metadata)")
     doc = json.loads(meta[KEY])
