@@ -13,14 +13,6 @@ from ebmlab.train import PCD, LayerwiseTrainer, Trainer
 from ._exact import log_z, marginal_free_energy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_dbm(scale: float, seed: int) -> BoltzmannMachine:
     g = torch.Generator().manual_seed(seed)
     model = BoltzmannMachine([BernoulliLayer(4), BernoulliLayer(3), BernoulliLayer(2)]).double()

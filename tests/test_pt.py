@@ -14,14 +14,6 @@ from ebmlab.train import PT, Trainer
 from ._exact import log_z, marginal_free_energy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bimodal() -> BoltzmannMachine:
     """6 visible units and 1 hidden switch: modes v = 1…1 (h = 1) and v = 0…0 (h = 0), odds about 3:1.
 

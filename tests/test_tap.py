@@ -13,16 +13,6 @@ from ebmlab.tap import gibbs_free_energy, minimize, pair_moments, tap_free_energ
 
 from ._exact import log_z, marginal_free_energy
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention (softmax takes ms with 2 threads on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 STACKS = {
     "bernoulli-bernoulli": lambda: [BernoulliLayer(8), BernoulliLayer(6)],
     "gaussian-bernoulli": lambda: [GaussianLayer(5), BernoulliLayer(6)],

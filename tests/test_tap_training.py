@@ -11,14 +11,6 @@ from ebmlab.tap import tap_log_likelihood
 from ebmlab.train import TAP, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def log_z(model: BoltzmannMachine) -> torch.Tensor:
     """log Z = log Σ_{h_1} exp(−F_even(h_1)): h_1 enumerated, v and h_2 summed out analytically (differentiable)."""
     h1 = model.layers[1].all_states()

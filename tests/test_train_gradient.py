@@ -22,14 +22,6 @@ CHAINS = 2**17
 TOL = 0.01
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_model(sizes: list[int], seed: int = 0) -> BoltzmannMachine:
     model = BoltzmannMachine([BernoulliLayer(n) for n in sizes]).double()
     g = torch.Generator().manual_seed(seed)

@@ -13,14 +13,6 @@ from ebmlab.data import bars_and_stripes_patterns
 from ebmlab.train import PCD, Callback, Trainer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mixture_moments(model: BoltzmannMachine) -> tuple[float, float]:
     """Mean and std of p(v) for a Gaussian visible unit with one OneHot hidden site (closed form).
 

@@ -28,14 +28,6 @@ from ebmlab.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def binary(rows: int, cols: int, seed: int = 0) -> torch.Tensor:
     return (torch.rand(rows, cols, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
 
