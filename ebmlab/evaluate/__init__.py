@@ -6,8 +6,9 @@ quality (energy distance, k-NN KL estimates, Fréchet distance), heat capacity a
 statistics.
 
 Log Z: ``exact.log_partition(model)`` (enumeration), ``ais.log_partition(model, chains, betas,
-data=..., reverse=...)``; ``estimate_log_likelihood(model, test, data)`` combines forward and
-reverse AIS into a bracket of the test log-likelihood.
+data=..., reverse=...)``; ``raise_log_likelihood(model, test, data=...)`` (RAISE: reverse annealing from
+each test row, a conservative estimate of log p(v)); ``estimate_log_likelihood(model, test, data)``
+combines forward AIS and RAISE into a bracket of the test log-likelihood.
 
 Every metric in the registry is a callable ``(model, data) -> float`` usable as a Trainer
 validation metric, looked up by name with ``get_metric(name)``. The one exception is
@@ -21,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import ais, exact, schedules
+from . import ais, exact, raise_, schedules
 from .ais import AISResult, LikelihoodEstimate, estimate_log_likelihood
 from .bounds import mean_field_lower_bound, variational_free_energy
 from .exact import log_likelihood, mean_log_likelihood
 from .free_energy_gap import free_energy_gap, mean_free_energy
 from .heat_capacity import heat_capacity, model_heat_capacity
 from .pseudo_likelihood import pseudo_likelihood, pseudo_likelihood_rows
+from .raise_ import RAISEResult, raise_log_likelihood
 from .reconstruction import reconstruction_error
 from .sample_metrics import (
     energy_distance,
@@ -91,6 +93,7 @@ __all__ = [
     "PAIRED_METRICS",
     "AISResult",
     "LikelihoodEstimate",
+    "RAISEResult",
     "ais",
     "energy_distance",
     "estimate_log_likelihood",
@@ -114,6 +117,8 @@ __all__ = [
     "model_knn_reverse_kl",
     "pseudo_likelihood",
     "pseudo_likelihood_rows",
+    "raise_",
+    "raise_log_likelihood",
     "reconstruction_error",
     "schedules",
     "variational_free_energy",

@@ -18,14 +18,15 @@ so by Jensen log Ẑ is a *stochastic lower bound* on log Z: E[log Ẑ] ≤ log 
 inequality gives P(log Ẑ > log Z + t) ≤ e^{−t}. A log-likelihood −F(v) − log Ẑ computed from it
 therefore tends to be an *overestimate*.
 
-Reverse AIS runs the same chain backwards from β = 1 to 0, starting from samples of the target;
-the weights Π f_{k−1}(x_k)/f_k(x_k) estimate Z_0 / Z_K without bias, so log Z_0 − log(mean w) is
-a *stochastic upper bound* on log Z and the log-likelihood from it is *conservative*. Exact
-target samples are unavailable, so — as in Burda, Grosse & Salakhutdinov (2015, "Accurate and
-conservative estimates of MRF log-likelihood using reverse annealing") — the chains start at data
-rows (the even hidden layers of a deep stack drawn by visible-clamped Gibbs sweeps), optionally
-followed by ``burn_in`` free Gibbs sweeps at β = 1. The bound holds to the extent that the data
-look like model samples; forward and reverse estimates together bracket log Z.
+Reverse AIS runs the same chain backwards from β = 1 to 0; the weights Π f_{k−1}(x_k)/f_k(x_k)
+estimate Z_0 / Z_K without bias *when the chains start at exact samples of the target*, and
+log Z_0 − log(mean w) is then a stochastic *upper* bound on log Z. ``log_partition(reverse=True)``
+starts them at data rows instead (the even hidden layers of a deep stack drawn by visible-clamped
+Gibbs sweeps), optionally followed by ``burn_in`` free Gibbs sweeps at β = 1: that is *not* a bound
+for a trained model, whose samples the data rows are not — on RBMs trained on bars-and-stripes it
+lands on either side of the exact log Z. For a conservative log-likelihood use RAISE
+(``raise_.raise_log_likelihood``, Burda, Grosse & Salakhutdinov 2015), which anneals backwards from
+each test row and estimates log p(v) per row; ``estimate_log_likelihood`` pairs it with forward AIS.
 
 Per temperature an RBM costs two matrix products (v W for the hidden field, used by both the
 weight and the hidden sample, and h Wᵀ for the visible field); sampling runs in the model's
@@ -38,7 +39,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -49,6 +50,9 @@ from ..model import MAX_ENUMERATION
 from ._common import check_model, is_discrete
 from .bounds import variational_free_energy
 from .schedules import get_schedule
+
+if TYPE_CHECKING:
+    from .raise_ import RAISEResult
 
 CLAMPED_SWEEPS = 50
 
@@ -114,6 +118,13 @@ class BaseRate:
             noise = torch.randn(field.shape, dtype=field.dtype, device=field.device, generator=generator)
             return mean + noise / precision.sqrt()
         raise TypeError(f"AIS does not know how to anneal visible layer {layer.label}")
+
+
+def base_log_partition(model: Any, base: BaseRate) -> float:
+    """log Z_0 = log Z_base + Σ_{i≥1} log Z_i(0): the β = 0 model's visible base rates and free hidden layers."""
+    return base.log_partition() + sum(
+        float(layer.log_partition(layer.zero_field(1)).to(torch.float64)[0]) for layer in model.layers[1:]
+    )
 
 
 def _stats(log_weights: torch.Tensor) -> tuple[float, float, float]:
@@ -250,7 +261,9 @@ def log_partition(
     increasing sequence from 0 to 1. ``data`` (visible rows) fits the base model; without it the
     base uses the model's own visible parameters. ``reverse=True`` anneals from β = 1 to 0 with
     chains started at rows of ``init`` (default ``data``; required) followed by ``burn_in`` Gibbs
-    sweeps at β = 1: a stochastic upper bound instead of a lower one (see the module docstring).
+    sweeps at β = 1. That is a stochastic *upper* bound on log Z only when those rows are exact
+    samples of the model; from data rows of a trained model it can fall on either side (see the
+    module docstring) — use ``raise_.raise_log_likelihood`` for a conservative log-likelihood.
     """
     model = check_model(model)
     chains = check_positive_int(chains, "chains")
@@ -269,9 +282,7 @@ def log_partition(
     else:
         states = _initial_forward(model, base, chains, g)
         betas_list = schedule.tolist()
-    log_z0 = base.log_partition() + sum(
-        float(layer.log_partition(layer.zero_field(1)).to(torch.float64)[0]) for layer in model.layers[1:]
-    )
+    log_z0 = base_log_partition(model, base)
     desc = "AIS reverse" if reverse else "AIS forward"
     log_w = _anneal(model, base, states, betas_list, g, desc, progress).cpu()
     lme, stderr, ess = _stats(log_w)
@@ -281,14 +292,17 @@ def log_partition(
 
 @dataclass
 class LikelihoodEstimate:
-    """Average test log-likelihood from AIS estimates of log Z.
+    """Average test log-likelihood: forward AIS above, RAISE below.
 
     ``forward`` = data_term − log Ẑ_forward tends to *overestimate* log p (log Ẑ_forward is a
-    stochastic lower bound); ``reverse`` = data_term − log Ẑ_reverse tends to *underestimate* it.
+    stochastic lower bound on log Z); ``reverse`` is the RAISE mean of log p̂(v) over the test rows
+    (``raise_result``; None for deep stacks or when not asked for), a stochastic lower bound on the
+    log-likelihood of the annealing model q, which *underestimates* log p when q fits the test data
+    no better than the model does (always in expectation over v ~ p, see ``raise_``).
     ``data_term`` is the mean of −F(v) when the free energy is exact ("exact"), or of the
     mean-field lower bound −F_q(v) for deep stacks whose even hidden layers cannot be enumerated
-    ("mean-field lower bound"): that term is then itself a lower bound, which shifts both
-    numbers down by the bound's gap.
+    ("mean-field lower bound"): that term is then itself a lower bound, which shifts ``forward``
+    down by the bound's gap.
     """
 
     forward: float
@@ -296,7 +310,7 @@ class LikelihoodEstimate:
     data_term: float
     data_term_kind: str
     log_z_forward: AISResult
-    log_z_reverse: AISResult | None
+    raise_result: RAISEResult | None
 
 
 def data_term(model: Any, v: Any) -> tuple[torch.Tensor, str]:
@@ -314,24 +328,39 @@ def estimate_log_likelihood(
     data: Any = None,
     chains: int = 100,
     betas: Any = "sm2008",
-    reverse: bool = True,
-    init: Any = None,
-    burn_in: int = 0,
+    reverse: bool | None = None,
+    reverse_chains: int = 10,
+    reverse_rows: int | None = None,
     seed: int | None = 0,
     progress: bool = True,
 ) -> LikelihoodEstimate:
-    """Mean log p(v) over ``test`` with log Z from forward (and, if ``reverse``, reverse) AIS.
+    """Mean log p(v) over ``test``: forward AIS (``chains`` chains) and RAISE (``reverse_chains`` per row).
 
-    ``data`` fits the base model and starts the reverse chains (default: ``test``); ``init``
-    overrides the reverse starting rows. Other arguments as in ``log_partition``.
+    ``data`` fits the base model of both (default: ``test``). ``reverse``: run RAISE (default: when
+    the model is an RBM; ``True`` on a deeper stack is refused). RAISE costs rows × ``reverse_chains``
+    annealing runs, so on a large test set ``reverse_rows`` limits it to that many rows drawn at random
+    (seeded): their mean is an unbiased estimate of the mean over all rows, with ``raise_result.stderr``
+    its standard error. Other arguments as in ``log_partition``; RAISE anneals along the same ``betas``.
     """
+    from .raise_ import raise_log_likelihood  # raise_ builds on this module's annealing
+
     model = check_model(model)
+    if reverse is None:
+        reverse = model.depth == 2
+    elif not isinstance(reverse, bool):
+        raise TypeError(f"reverse must be True, False or None, got {type(reverse).__name__}")
+    elif reverse and model.depth != 2:
+        raise ValueError(f"reverse=True (RAISE) needs an RBM, got a stack of {model.depth} layers; pass reverse=False")
     x = model._visible(test, "test")
     fit = x if data is None else model._visible(data, "data")
     term, kind = data_term(model, x)
     mean_term = float(term.mean())
     fwd = log_partition(model, chains, betas, fit, False, None, 0, seed, progress)
-    rev = log_partition(model, chains, betas, fit, True, init, burn_in, seed, progress) if reverse else None
-    return LikelihoodEstimate(
-        mean_term - fwd.log_z, None if rev is None else mean_term - rev.log_z, mean_term, kind, fwd, rev
-    )
+    rev = None
+    if reverse:
+        rows = x
+        if reverse_rows is not None and check_positive_int(reverse_rows, "reverse_rows") < x.shape[0]:
+            pick = torch.randperm(x.shape[0], generator=model.generator(seed), device=x.device)[:reverse_rows]
+            rows = x[pick.sort().values]
+        rev = raise_log_likelihood(model, rows, reverse_chains, betas, fit, seed, progress)
+    return LikelihoodEstimate(mean_term - fwd.log_z, None if rev is None else rev.mean, mean_term, kind, fwd, rev)
