@@ -42,3 +42,13 @@ def marginal_free_energy(model: BoltzmannMachine, v: torch.Tensor) -> torch.Tens
             terms.append(-joint_energy(model, states))
         out.append(-torch.logsumexp(torch.cat(terms), 0))
     return torch.stack(out)
+
+
+def randomize(model: BoltzmannMachine, seed: int, scale: float = 1.0) -> BoltzmannMachine:
+    """The model in float64 with every parameter drawn from N(0, scale²)."""
+    g = torch.Generator().manual_seed(seed)
+    model = model.to(torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model

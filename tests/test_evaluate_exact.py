@@ -12,14 +12,7 @@ from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer, OneHotLayer
 from ebmlab.evaluate import exact
 from ebmlab.evaluate.bounds import mean_field_lower_bound, variational_free_energy
 
-
-def randomize(model: BoltzmannMachine, seed: int, scale: float = 1.0) -> BoltzmannMachine:
-    g = torch.Generator().manual_seed(seed)
-    model = model.to(torch.float64)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model
+from ._exact import randomize
 
 
 def states_of(layer) -> torch.Tensor:

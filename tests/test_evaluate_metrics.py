@@ -21,14 +21,7 @@ from ebmlab.evaluate import (
     weight_sparsity,
 )
 
-
-def randomize(model: BoltzmannMachine, seed: int, scale: float = 1.0) -> BoltzmannMachine:
-    g = torch.Generator().manual_seed(seed)
-    model = model.to(torch.float64)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model
+from ._exact import randomize
 
 
 def layer_states(layer) -> list[tuple[float, ...]]:
