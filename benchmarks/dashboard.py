@@ -29,7 +29,7 @@ import torch
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.train import PCD, Callback, Trainer
-from widgets import TrainingDashboard
+from ebmlab.widgets import TrainingDashboard
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 

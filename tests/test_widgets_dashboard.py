@@ -12,8 +12,8 @@ from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import Dataset
 from ebmlab.history import open_run
 from ebmlab.train import CD, PCD, Callback, Trainer
-from widgets import TrainingDashboard
-from widgets.images import filters_image, grid_png
+from ebmlab.widgets import TrainingDashboard
+from ebmlab.widgets.images import filters_image, grid_png
 
 
 def _data(rows: int = 120, image: bool = True) -> Dataset:

@@ -13,8 +13,8 @@ from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import Dataset
 from ebmlab.history import Recorder, open_run
 from ebmlab.train import CD, PCD, Callback, Trainer
-from widgets import RunComparison, RunViewer
-from widgets.images import filters_image, grid_png
+from ebmlab.widgets import RunComparison, RunViewer
+from ebmlab.widgets.images import filters_image, grid_png
 
 DATA = Dataset((torch.rand(60, 16, generator=torch.Generator().manual_seed(0)) < 0.3).float(), name="toy")
 

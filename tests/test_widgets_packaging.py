@@ -1,4 +1,5 @@
-"""``import widgets`` works from the editable install and from a built wheel (not the source tree)."""
+"""``import ebmlab.widgets`` works from the editable install and from a built wheel (not the source tree),
+and no top-level ``widgets`` module is installed."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = (
-    "import json, ebmlab, widgets\n"
+    "import json, ebmlab, ebmlab.widgets as widgets\n"
     "from importlib import metadata\n"
-    "from widgets import EnergyLandscape, GibbsStepper, RunComparison, RunViewer, TrainingDashboard\n"
+    "from ebmlab.widgets import EnergyLandscape, GibbsStepper, RunComparison, RunViewer, TrainingDashboard\n"
     "direct = metadata.distribution('ebmlab').read_text('direct_url.json') or '{}'\n"
     "editable = json.loads(direct).get('dir_info', {}).get('editable', False)\n"
     "print(json.dumps({'widgets': widgets.__file__, 'ebmlab': ebmlab.__file__, 'editable': editable}))"
@@ -38,7 +39,7 @@ def test_import_from_the_editable_install(tmp_path) -> None:
     found = _probe(tmp_path)  # run outside the source tree: only the install can find the package
     if not found["editable"]:
         pytest.skip("ebmlab is not installed in editable mode here (make install does that)")
-    assert Path(found["widgets"]) == REPO / "widgets" / "__init__.py"
+    assert Path(found["widgets"]) == REPO / "ebmlab" / "widgets" / "__init__.py"
 
 
 @pytest.mark.slow
@@ -49,7 +50,7 @@ def test_import_from_a_built_wheel(tmp_path) -> None:
         if (REPO / name).exists():
             shutil.copy(REPO / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in ("ebmlab", "widgets"):
+    for package in ("ebmlab",):
         shutil.copytree(REPO / package, src / package, ignore=ignore)
     dist = tmp_path / "dist"
     subprocess.run(
@@ -61,7 +62,8 @@ def test_import_from_a_built_wheel(tmp_path) -> None:
     (wheel,) = dist.glob("ebmlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("__init__", "dashboard", "viewer", "comparison", "landscape", "stepper", "images", "throttle"):
-        assert f"widgets/{module}.py" in names
+        assert f"ebmlab/widgets/{module}.py" in names
+    assert not any(name.startswith("widgets/") for name in names)
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
@@ -70,5 +72,5 @@ def test_import_from_a_built_wheel(tmp_path) -> None:
         timeout=300,
     )
     found = _probe(tmp_path, extra_path=site)
-    assert Path(found["widgets"]) == site / "widgets" / "__init__.py"
+    assert Path(found["widgets"]) == site / "ebmlab" / "widgets" / "__init__.py"
     assert Path(found["ebmlab"]) == site / "ebmlab" / "__init__.py"

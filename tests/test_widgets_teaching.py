@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ebmlab import BernoulliLayer, BoltzmannMachine, OneHotLayer
-from widgets import EnergyLandscape, GibbsStepper, Throttle, bars_and_stripes_model
-from widgets.images import filters_image, particles_image, png, tile
+from ebmlab.widgets import EnergyLandscape, GibbsStepper, Throttle, bars_and_stripes_model
+from ebmlab.widgets.images import filters_image, particles_image, png, tile
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ from .conftest import Notebook
 pytestmark = pytest.mark.browser
 
 CELLS = [
-    "from widgets import RunComparison, RunViewer\n"
+    "from ebmlab.widgets import RunComparison, RunViewer\n"
     "comp = RunComparison(['pcd.zarr', 'cd.zarr'], labels=['PCD-1', 'CD-1'])\n"
     "display(comp)\n"
     "print('COMPARED')",

@@ -18,7 +18,7 @@ CELLS = [
     "from ebmlab import BernoulliLayer, BoltzmannMachine\n"
     "from ebmlab.data import load\n"
     "from ebmlab.train import PCD, Trainer\n"
-    "from widgets import TrainingDashboard\n"
+    "from ebmlab.widgets import TrainingDashboard\n"
     "data = load('digits').binarize()\n"
     "model = BoltzmannMachine([BernoulliLayer(64), BernoulliLayer(64)]).initialize(data.data)\n"
     "trainer = Trainer(model, PCD(k=1, chains=64), lr=3e-3, batch_size=20, progress=False)\n"

@@ -11,7 +11,7 @@ from .conftest import Notebook
 pytestmark = pytest.mark.browser
 
 CELLS = [
-    "from widgets import EnergyLandscape, GibbsStepper\n"
+    "from ebmlab.widgets import EnergyLandscape, GibbsStepper\n"
     "land = EnergyLandscape(visible=3, hidden=2, chains=500, steps=20)\n"
     "display(land)\n"
     "step = GibbsStepper(seed=1)\n"
