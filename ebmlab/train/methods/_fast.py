@@ -21,10 +21,20 @@ from ..._checks import Beta
 from ...layers import BernoulliLayer
 from ...model import BoltzmannMachine
 
+_BERNOULLI_MATH = ("energy", "rescale", "logits", "mean", "sample", "log_partition")
+
 
 def is_bernoulli_rbm(model: BoltzmannMachine) -> bool:
-    """True for a depth-2 model whose both layers are exactly ``BernoulliLayer``."""
-    return model.depth == 2 and all(type(layer) is BernoulliLayer for layer in model.layers)
+    """True for a depth-2 model whose both layers compute as ``BernoulliLayer`` does.
+
+    A subclass qualifies when it keeps every method the gradient and the sampling use (it may
+    differ in, e.g., ``check``, as ``ebmlab.sklearn``'s visible layer does).
+    """
+    return model.depth == 2 and all(
+        isinstance(layer, BernoulliLayer)
+        and all(getattr(type(layer), m) is getattr(BernoulliLayer, m) for m in _BERNOULLI_MATH)
+        for layer in model.layers
+    )
 
 
 def _bernoulli(logits: torch.Tensor, beta: Beta, generator: torch.Generator | None) -> torch.Tensor:
