@@ -27,13 +27,15 @@ DIFFERENT = {
 
 def _load() -> types.ModuleType:
     if not UPSTREAM.is_file():
-        pytest.skip(f"the installed scikit-learn {sklearn.__version__} ships no {UPSTREAM.name}", allow_module_level=True)
+        reason = f"the installed scikit-learn {sklearn.__version__} ships no {UPSTREAM.name}"
+        pytest.skip(reason, allow_module_level=True)
     source = UPSTREAM.read_text()
     if source.count(IMPORT) != 1:
         raise RuntimeError(f"{UPSTREAM} no longer imports BernoulliRBM as {IMPORT!r}; update this loader")
     module = types.ModuleType("sklearn_test_rbm_on_ebmlab")
     module.__file__ = str(UPSTREAM)
-    exec(compile(source.replace(IMPORT, "from ebmlab.sklearn import BernoulliRBM"), str(UPSTREAM), "exec"), vars(module))
+    code = compile(source.replace(IMPORT, "from ebmlab.sklearn import BernoulliRBM"), str(UPSTREAM), "exec")
+    exec(code, vars(module))
     return module
 
 
