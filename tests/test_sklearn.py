@@ -14,6 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.evaluate import exact, pseudo_likelihood_rows
 from ebmlab.sklearn import BernoulliRBM, GaussianRBM
+from ebmlab.train.methods._fast import is_bernoulli_rbm
 from tests._exact import log_z, marginal_free_energy
 
 
@@ -74,6 +75,7 @@ def test_default_step_is_scikit_learns_pcd_update() -> None:
     np.testing.assert_allclose(rbm.intercept_visible_, b + lr * (batch.mean(0) - v_neg.mean(0)), atol=1e-12)
     np.testing.assert_allclose(rbm.intercept_hidden_, c + lr * (h_pos.mean(0) - h_neg.mean(0)), atol=1e-12)
     assert rbm.h_samples_.shape == (8, 5)
+    assert is_bernoulli_rbm(rbm.model_)  # the analytic fast path serves the probability-valued visible layer
 
 
 def test_transform_is_the_hidden_mean() -> None:

@@ -14,6 +14,8 @@ same order as the generic ``model._gibbs`` path, so both paths agree to rounding
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn import functional as F
 
@@ -24,17 +26,20 @@ from ...model import BoltzmannMachine
 _BERNOULLI_MATH = ("energy", "rescale", "logits", "mean", "sample", "log_partition")
 
 
+@functools.cache
+def _computes_as_bernoulli(cls: type) -> bool:
+    if not issubclass(cls, BernoulliLayer):
+        return False
+    return all(getattr(cls, m) is getattr(BernoulliLayer, m) for m in _BERNOULLI_MATH)
+
+
 def is_bernoulli_rbm(model: BoltzmannMachine) -> bool:
     """True for a depth-2 model whose both layers compute as ``BernoulliLayer`` does.
 
     A subclass qualifies when it keeps every method the gradient and the sampling use (it may
     differ in, e.g., ``check``, as ``ebmlab.sklearn``'s visible layer does).
     """
-    return model.depth == 2 and all(
-        isinstance(layer, BernoulliLayer)
-        and all(getattr(type(layer), m) is getattr(BernoulliLayer, m) for m in _BERNOULLI_MATH)
-        for layer in model.layers
-    )
+    return model.depth == 2 and all(_computes_as_bernoulli(type(layer)) for layer in model.layers)
 
 
 def _bernoulli(logits: torch.Tensor, beta: Beta, generator: torch.Generator | None) -> torch.Tensor:
