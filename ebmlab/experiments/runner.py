@@ -1,7 +1,8 @@
 """Run one point of a batch: execute the template notebook with papermill into the point's folder.
 
-The folder ends up holding ``parameters.json``, the executed ``notebook.ipynb``, the kernel's output in
-``log.txt``, whatever the notebook writes there (history store, model, figures) and ``status.json``,
+The folder ends up holding ``parameters.json``, the executed ``notebook.ipynb``, the cells' output in
+``log.txt``, the kernel process's own log in ``kernel.log`` (see ``kernel_options``), whatever the
+notebook writes there (history store, model, figures) and ``status.json``,
 written atomically (temporary file + rename): ``running`` while it runs, then ``finished`` or
 ``failed`` with the error text and traceback. ``run_point`` is the task Dask workers import, so it
 lives in the installed package and takes and returns plain JSON-able values only.
@@ -10,6 +11,7 @@ lives in the installed package and takes and returns plain JSON-able values only
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -25,6 +27,7 @@ from typing import Any
 STATUS_FILE = "status.json"
 NOTEBOOK_FILE = "notebook.ipynb"
 LOG_FILE = "log.txt"
+KERNEL_LOG_FILE = "kernel.log"
 PARAMETERS_FILE = "parameters.json"
 HEADLESS_ENV = "EBMLAB_HEADLESS"
 PACKAGES = ("ebmlab", "torch", "numpy", "xarray", "zarr", "papermill", "dask", "distributed", "plotly")
@@ -88,6 +91,45 @@ def write_python3_kernel(directory: str | os.PathLike) -> Path:
     return folder
 
 
+@functools.cache
+def _point_kernel_manager() -> type:
+    """jupyter_client's AsyncKernelManager, launching the kernel with its stdout/stderr in ``kernel_log``."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class PointKernelManager(AsyncKernelManager):
+        kernel_log = Unicode("", config=True, help="file receiving the kernel process's stdout and stderr")
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if not self.kernel_log:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            with open(self.kernel_log, "ab") as log:  # the child keeps its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{"stdout": log, "stderr": log, **kw})
+
+    return PointKernelManager
+
+
+def kernel_options(kernel_log: str | os.PathLike) -> dict[str, Any]:
+    """papermill keyword arguments that keep the kernel process's own log out of the batch's terminal.
+
+    The kernel (ipykernel) logs to the stderr it inherits from the Dask worker: "Kernel is running
+    over TCP without encryption" at start-up, and "KeyboardInterrupt caught in kernel" when
+    jupyter_client interrupts it on shutdown. Its stdout/stderr go to ``kernel_log`` instead (a crash
+    still fails the point, and its output is kept there), and where jupyter_client, pyzmq and the
+    kernelspec support it the connection is CurveZMQ-encrypted (``transport_encryption="auto"``),
+    which removes the cause of the first line.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    manager = _point_kernel_manager()
+    config = Config({manager.__name__: {"kernel_log": str(kernel_log)}})
+    if "transport_encryption" in KernelManager.class_trait_names() and zmq.has("curve"):
+        config.KernelManager.transport_encryption = "auto"
+    return {"kernel_manager_class": manager, "config": config}
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -141,6 +183,7 @@ def run_point(
                 stdout_file=log,
                 stderr_file=log,
                 execution_timeout=execution_timeout,
+                **kernel_options(folder / KERNEL_LOG_FILE),
             )
         status.update(status="finished", error=None, traceback=None)
     except PapermillExecutionError as exc:
