@@ -6,12 +6,13 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("EBMLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -30,6 +31,31 @@ def require_chromium() -> Path:
             pytest.fail(f"{CHROMIUM} is missing under CI; .ci/run must install Debian's chromium")
         pytest.skip(f"{CHROMIUM} is absent (install with: apt-get install -y chromium chromium-driver)")
     return CHROMIUM
+
+
+BROWSER_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Chromium (and outside CI, where it is required) leave the browser tests out, said once at the end."""
+    if CHROMIUM.exists() or os.environ.get("CI"):
+        return
+    browser = [item for item in items if item.get_closest_marker("browser")]
+    if browser:
+        items[:] = [item for item in items if not item.get_closest_marker("browser")]
+        config.hook.pytest_deselected(items=browser)
+        config.stash[BROWSER_DESELECTED] = len(browser)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skipped = config.stash.get(BROWSER_DESELECTED, 0)
+    if skipped:
+        terminalreporter.write_sep("-", "browser tests skipped")
+        terminalreporter.write_line(
+            f"{skipped} browser tests (JupyterLab in headless Chromium) did not run: {CHROMIUM} is absent. "
+            "Install it with `apt-get install -y chromium chromium-driver` (or set EBMLAB_CHROMIUM to its path) "
+            "to run them; CI installs it and runs them."
+        )
 
 
 @pytest.fixture(autouse=True)
