@@ -210,7 +210,10 @@ class _RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         trainer = self.trainer_
         trainer.batch_size = batch_size
         trainer.callbacks = callbacks
-        trainer.fit(x, epochs=trainer.epoch + epochs)
+        try:
+            trainer.fit(x, epochs=trainer.epoch + epochs)
+        finally:
+            trainer.callbacks = []  # the verbose callback holds the training data
 
     def fit(self, X: Any, y: Any = None) -> _RBM:
         """Fit the model to ``X`` (n_samples, n_features): ``n_iter`` epochs of mini-batches."""
