@@ -175,33 +175,29 @@ class _RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         layers = [self._visible_layer(x.shape[1], x), BernoulliLayer(int(self.n_components))]
         model = BoltzmannMachine(layers, seed=int(seeds[0])).to(dtype=DTYPES[self.dtype], device=self.device)
         self.model_ = model
-        self._trainer = Trainer(
-            model,
+        self._trainer = self._new_trainer(int(seeds[1]))
+        self._sampler = torch.Generator(device=model.device).manual_seed(int(seeds[2]))
+        self._trainer_state = None
+
+    def _new_trainer(self, seed: int) -> Trainer:
+        """A Trainer of ``model_`` with the estimator's method and optimizer, no metrics, no progress bar."""
+        return Trainer(
+            self.model_,
             self._make_method(),
             optimizer=self._optimizer_class(),
             lr=float(self.learning_rate),
             batch_size=int(self.batch_size),
             metrics=[],
-            seed=int(seeds[1]),
+            seed=seed,
             progress=False,
         )
-        self._sampler = torch.Generator(device=model.device).manual_seed(int(seeds[2]))
-        self._trainer_state = None
 
     @property
     def trainer_(self) -> Trainer:
         """The ebmlab ``Trainer`` of this fit (rebuilt from its state after unpickling)."""
         check_is_fitted(self, "model_")
         if self._trainer is None:
-            self._trainer = Trainer(
-                self.model_,
-                self._make_method(),
-                optimizer=self._optimizer_class(),
-                lr=float(self.learning_rate),
-                batch_size=int(self.batch_size),
-                metrics=[],
-                progress=False,
-            )
+            self._trainer = self._new_trainer(0)
             self._trainer.load_state_dict(self._trainer_state)
             self._trainer_state = None
         return self._trainer
