@@ -63,7 +63,8 @@ def as_tensor(
             arr = np.asarray(x)
         except (TypeError, ValueError) as err:
             raise TypeError(f"{name} must be a tensor or array, got {type(x).__name__}") from err
-        if arr.dtype == object or np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        numeric = np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        if arr.dtype == object or np.iscomplexobj(arr) or not numeric:
             raise TypeError(f"{name} must hold numbers, got an array of dtype {arr.dtype}")
         t = torch.as_tensor(arr.astype(np.float64, copy=False), device=device).to(dtype)
     if ndim is not None and t.dim() != ndim:
@@ -219,6 +220,6 @@ def check_allocation(nbytes: int, name: str, what: str, device: torch.device | s
     free = available_bytes(device)
     if free is not None and nbytes > free:
         raise AllocationError(
-            f"{name}: {what} needs {format_bytes(nbytes)} ({nbytes} bytes), but only {format_bytes(free)} "
+            f"{name}: {what} would take {format_bytes(nbytes)} ({nbytes} bytes), but only {format_bytes(free)} "
             f"are available on {device}; use smaller sizes"
         )

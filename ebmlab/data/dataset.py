@@ -99,7 +99,11 @@ class Dataset:
         return dataclasses.replace(self, data=data, labels=labels)
 
     def binarize(self, threshold: float = 0.5) -> Dataset:
-        """Threshold binarization: units become ``1`` where ``x > threshold``, else ``0``."""
+        """Threshold binarization: units become ``1`` where ``x > threshold``, else ``0``.
+
+        ``threshold`` must be finite and within the data's range (see ``transforms.threshold``).
+        """
+        transforms.check_threshold(self.data, threshold, "threshold")
         return dataclasses.replace(self, data=transforms.threshold(self.data, threshold))
 
     def binarize_stochastic(self, seed: int = 0) -> Dataset:

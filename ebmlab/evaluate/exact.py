@@ -23,7 +23,7 @@ import torch
 
 from .._checks import check_positive_int
 from ..layers import BernoulliLayer, OneHotLayer
-from ._common import check_model, is_discrete
+from ._common import check_model, is_discrete, visible_rows
 
 MAX_CONFIGURATIONS = 2**26
 CHUNK = 2**15
@@ -108,4 +108,4 @@ def log_likelihood(model: Any, data: Any, log_z: float | None = None) -> torch.T
 
 def mean_log_likelihood(model: Any, data: Any, log_z: float | None = None) -> float:
     """Average of ``log_likelihood`` over the rows of ``data`` (a (model, data) -> float metric)."""
-    return float(log_likelihood(model, data, log_z).mean())
+    return float(log_likelihood(model, visible_rows(check_model(model), data, "data"), log_z).mean())

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .._checks import as_tensor, check_positive_int
-from ._common import check_model
+from ._common import check_model, visible_rows
 
 MAX_ROWS = 2000
 
@@ -98,8 +98,8 @@ def fantasy_particles(model: Any, rows: int, steps: int = 100, seed: int = 0) ->
 
 
 def _model_metric(fn: Any, model: Any, data: Any, max_rows: int, steps: int, seed: int) -> float:
-    x = check_model(model)._visible(data, "data")
-    x = x[:max_rows]
+    max_rows = check_positive_int(max_rows, "max_rows", minimum=2)
+    x = visible_rows(check_model(model), data, "data", minimum=2)[:max_rows]
     return fn(x, fantasy_particles(model, x.shape[0], steps, seed))
 
 

@@ -28,6 +28,8 @@ def layer_from_spec(spec: dict[str, Any]) -> Layer:
 
 def parse_layers(text: str) -> list[Layer]:
     """Parse ``"bernoulli:64,bernoulli:100"`` (``onehot:SITESxSTATES`` or ``onehot:STATES``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"layers must be a string such as 'bernoulli:64,bernoulli:100', got {type(text).__name__}")
     layers: list[Layer] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         kind, _, size = part.partition(":")

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .._checks import Beta
+from .._checks import Beta, check_real
 from .base import Layer, expand_beta
 
 
@@ -23,7 +23,8 @@ class GaussianLayer(Layer):
 
     def __init__(self, n: int, name: str | None = None, loc: float = 0.0, var: float = 1.0) -> None:
         super().__init__(n, name)
-        if not (isinstance(var, (int, float)) and math.isfinite(var) and var > 0):
+        loc = check_real(loc, "loc")
+        if isinstance(var, bool) or not (isinstance(var, (int, float)) and math.isfinite(var) and var > 0):
             raise ValueError(f"var must be a positive finite variance, got {var!r}")
         self.loc = nn.Parameter(torch.full((n,), float(loc)))
         self.log_var = nn.Parameter(torch.full((n,), math.log(var)))

@@ -11,6 +11,7 @@ with exactly one 1. With bias b,
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -59,8 +60,9 @@ class OneHotLayer(Layer):
         if states is None:  # OneHotLayer(k): one site with k values
             sites, states = 1, sites
         for arg, value in (("sites", sites), ("states", states)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        sites, states = int(sites), int(states)
         if states < 2:
             raise ValueError(f"states must be at least 2 for a categorical unit, got {states}")
         super().__init__(sites * states, name)

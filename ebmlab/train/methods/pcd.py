@@ -39,7 +39,7 @@ class PCD(Method):
         super().__init__()
         self.k = check_int(k, "k", 1)
         self.chains = check_int(chains, "chains", 1)
-        if not (isinstance(beta_std, (int, float)) and 0 <= beta_std < float("inf")):
+        if isinstance(beta_std, bool) or not (isinstance(beta_std, (int, float)) and 0 <= beta_std < float("inf")):
             raise ValueError(f"beta_std must be a number >= 0 (0: no driving), got {beta_std!r}")
         self.beta_std = float(beta_std)
         self.driver = GammaProcess(self.chains, beta_std, beta_correlation) if beta_std > 0 else None
