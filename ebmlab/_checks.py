@@ -138,6 +138,12 @@ def check_index(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_generator(generator: Any, name: str = "generator") -> None:
+    """None or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+
+
 def check_rows(x: torch.Tensor, name: str, minimum: int = 1) -> torch.Tensor:
     """Refuse a batch with fewer than ``minimum`` rows (an average over no rows is NaN, not a number)."""
     if x.shape[0] < minimum:

@@ -31,6 +31,7 @@ from ._checks import (
     check_allocation,
     check_beta,
     check_device,
+    check_generator,
     check_index,
     check_positive_int,
     check_real,
@@ -286,11 +287,14 @@ class BoltzmannMachine(nn.Module):
         layer; units where the mask is True keep their current value.
         """
         s = self._states(states, check=range(self.depth))
+        check_generator(generator)
         rows = s[0].shape[0]
         return self._gibbs(s, check_beta(beta, rows, self.dtype, self.device), self._clamp(clamp, rows), generator)
 
     def random_states(self, rows: int, generator: torch.Generator | None = None) -> States:
         """Independent draws from each layer's own bias: the start of fresh chains."""
+        rows = check_positive_int(rows, "rows", minimum=0)
+        check_generator(generator)
         return [layer.random(rows, generator) for layer in self.layers]
 
     @torch.no_grad()
@@ -428,6 +432,7 @@ class BoltzmannMachine(nn.Module):
         an RBM; mean field otherwise.
         """
         layer = check_index(layer, "layer")
+        steps = check_positive_int(steps, "steps")
         if not -self.depth < layer < self.depth or layer % self.depth == 0:
             raise ValueError(f"layer must index a hidden layer (1..{self.depth - 1} or negative), got {layer}")
         t = layer % self.depth
@@ -443,7 +448,7 @@ class BoltzmannMachine(nn.Module):
                 ys
             ).expand(rows, -1)
             return torch.softmax(logits, -1) @ ys
-        return self._mean_field(v, check_positive_int(steps, "steps"), 1e-6)[t]
+        return self._mean_field(v, steps, 1e-6)[t]
 
     # -- initialization ------------------------------------------------------------------------
     @torch.no_grad()

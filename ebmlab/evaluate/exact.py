@@ -101,7 +101,7 @@ def log_likelihood(model: Any, data: Any, log_z: float | None = None) -> torch.T
     model = check_model(model)
     if log_z is None:
         log_z = log_partition(model)
-    if not (isinstance(log_z, (int, float)) and math.isfinite(log_z)):
+    if isinstance(log_z, bool) or not (isinstance(log_z, (int, float)) and math.isfinite(log_z)):
         raise ValueError(f"log_z must be a finite number, got {log_z!r}")
     return -model.free_energy(data).to(torch.float64) - float(log_z)
 

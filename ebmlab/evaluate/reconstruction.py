@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .._checks import check_positive_int
 from ._common import as_float, check_model, visible_rows
 
 
@@ -24,6 +25,6 @@ def reconstruction_error(model: Any, v: Any, steps: int = 10) -> float:
     """
     model = check_model(model)
     x = visible_rows(model, v)
-    states = model._mean_field(x, steps, 1e-6)
+    states = model._mean_field(x, check_positive_int(steps, "steps"), 1e-6)
     recon = model.layers[0].mean(model._field(states, 0))
     return as_float(((x - recon) ** 2).mean())

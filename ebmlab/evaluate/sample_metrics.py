@@ -35,6 +35,8 @@ def _float64(x: Any, name: str) -> torch.Tensor:
 
 
 def _pair(x: Any, y: Any, max_rows: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if max_rows is not None:
+        max_rows = check_positive_int(max_rows, "max_rows", minimum=2)
     a, b = (_float64(t, name) for t, name in ((x, "x"), (y, "y")))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x and y must have the same number of columns, got {a.shape[1]} and {b.shape[1]}")
@@ -59,6 +61,8 @@ def energy_distance(x: Any, y: Any, max_rows: int | None = MAX_ROWS, seed: int =
 def knn_kl(x: Any, y: Any, k: int = 1, eps: float = 1e-10, max_rows: int | None = MAX_ROWS, seed: int = 0) -> float:
     """k-NN estimate of KL(P‖Q) from x ~ P and y ~ Q (Wang, Kulkarni & Verdú 2009)."""
     k = check_positive_int(k, "k")
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and 0 < eps < math.inf):
+        raise ValueError(f"eps must be a positive finite distance floor, got {eps!r}")
     a, b = _pair(x, y, max_rows, seed)
     n, m, d = a.shape[0], b.shape[0], a.shape[1]
     if k >= n or k > m:

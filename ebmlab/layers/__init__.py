@@ -43,6 +43,8 @@ def parse_layers(text: str) -> list[Layer]:
             dims = [int(s) for s in size.lower().split("x")]
         except ValueError as err:
             raise ValueError(f"layer {part!r}: SIZE must be an integer (or SITESxSTATES)") from err
+        if len(dims) > (2 if kind == "onehot" else 1):
+            raise ValueError(f"layer {part!r}: SIZE must be one integer (onehot: STATES or SITESxSTATES)")
         if kind == "onehot":
             layers.append(OneHotLayer(*dims) if len(dims) == 2 else OneHotLayer(1, dims[0]))
         else:

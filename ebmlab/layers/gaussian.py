@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .._checks import Beta, check_real
+from .._checks import Beta, check_real, check_rows
 from .base import Layer, expand_beta
 
 
@@ -83,5 +83,6 @@ class GaussianLayer(Layer):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """μ = mean of x, σ² = variance of x (floored at 1e-6)."""
+        check_rows(x, "x")
         self.loc.copy_(x.mean(0))
         self.log_var.copy_(x.var(0, unbiased=False).clamp_min(1e-6).log())

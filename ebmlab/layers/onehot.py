@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.distributions import constraints
 
-from .._checks import Beta
+from .._checks import Beta, check_rows
 from .base import Layer, expand_beta
 
 
@@ -139,6 +139,7 @@ class OneHotLayer(Layer):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """b_sk = log of the frequency of value k at site s (smoothed by 1e-3)."""
+        check_rows(x, "x")
         freq = self._sites(x.mean(0)) + 1e-3
         self.bias.copy_(torch.log(freq / freq.sum(-1, keepdim=True)).flatten())
 

@@ -22,6 +22,7 @@ from ebmlab.evaluate import (
     get_metric,
     heat_capacity,
     knn_kl,
+    mean_field_lower_bound,
     mean_free_energy,
     mean_log_likelihood,
     model_energy_distance,
@@ -32,7 +33,7 @@ from ebmlab.evaluate import (
     reconstruction_error,
     weight_sparsity,
 )
-from ebmlab.train import CD, L1, L2, PCD, TAP, Callback, FixedMask, MaxNorm, Trainer
+from ebmlab.train import CD, L1, L2, PCD, PT, TAP, Callback, FixedMask, MaxNorm, Trainer
 
 HUGE = 10**13  # units: 40 TB of float32, more than any test machine has
 
@@ -912,7 +913,103 @@ TRAIN = [
     Case("TAP(order=4)", lambda: TAP(order=4), ValueError, r"order must be 1, 2 or 3"),
 ]
 
-CASES = LAYERS + MODEL + INPUTS + DATA + EVALUATE + TRAIN
+
+MORE = [
+    Case("PT(betas=[1, nan])", lambda: PT(betas=[1.0, math.nan]), ValueError, r"betas must list at least 2 positive"),
+    Case("PT(betas=[1, inf])", lambda: PT(betas=[1.0, math.inf]), ValueError, r"betas must list at least 2 positive"),
+    Case("random_states(-1)", lambda: rbm().random_states(-1), ValueError, r"rows must be an integer >= 0"),
+    Case("random_states(2.5)", lambda: rbm().random_states(2.5), ValueError, r"rows must be an integer >= 0"),
+    Case(
+        "gibbs_step: generator='g'",
+        lambda: rbm().gibbs_step(states(), generator="g"),
+        TypeError,
+        r"generator must be a torch.Generator or None",
+    ),
+    Case(
+        "BernoulliLayer.init_from_data(0 rows)",
+        lambda: BernoulliLayer(3).init_from_data(torch.zeros(0, 3)),
+        ValueError,
+        r"x must have at least 1 row",
+    ),
+    Case(
+        "GaussianLayer.init_from_data(0 rows)",
+        lambda: GaussianLayer(3).init_from_data(torch.zeros(0, 3)),
+        ValueError,
+        r"x must have at least 1 row",
+    ),
+    Case(
+        "OneHotLayer.init_from_data(0 rows)",
+        lambda: OneHotLayer(2, 2).init_from_data(torch.zeros(0, 4)),
+        ValueError,
+        r"x must have at least 1 row",
+    ),
+    Case("predict: steps=0", lambda: rbm().predict(v(), steps=0), ValueError, r"steps must be an integer >= 1"),
+    Case(
+        "knn_kl: eps=-1",
+        lambda: knn_kl(torch.rand(5, 2), torch.rand(5, 2), eps=-1.0),
+        ValueError,
+        r"eps must be a positive finite",
+    ),
+    Case(
+        "knn_kl: eps=nan",
+        lambda: knn_kl(torch.rand(5, 2), torch.rand(5, 2), eps=math.nan),
+        ValueError,
+        r"eps must be a positive finite",
+    ),
+    Case(
+        "energy_distance: max_rows=0",
+        lambda: energy_distance(torch.rand(3, 2), torch.rand(3, 2), max_rows=0),
+        ValueError,
+        r"max_rows must be an integer >= 2",
+    ),
+    Case(
+        "energy_distance: max_rows=1",
+        lambda: energy_distance(torch.rand(3, 2), torch.rand(3, 2), max_rows=1),
+        ValueError,
+        r"max_rows must be an integer >= 2",
+    ),
+    Case(
+        "exact.log_likelihood: log_z=True",
+        lambda: exact.log_likelihood(rbm(), v(), log_z=True),
+        ValueError,
+        r"log_z must be a finite number",
+    ),
+    Case(
+        "reconstruction_error: steps=0",
+        lambda: reconstruction_error(rbm(), v(), steps=0),
+        ValueError,
+        r"steps must be an integer >= 1",
+    ),
+    Case(
+        "mean_field_lower_bound: 0 rows",
+        lambda: mean_field_lower_bound(rbm(), torch.zeros(0, 4), 0.0),
+        ValueError,
+        r"v must have at least 1 row",
+    ),
+    Case(
+        "mean_field_lower_bound: tol=nan",
+        lambda: mean_field_lower_bound(rbm(), v(), 0.0, tol=math.nan),
+        ValueError,
+        r"tol must be a finite number",
+    ),
+    Case("MaxNorm(dim=1.5)", lambda: MaxNorm(1.0, dim=1.5), TypeError, r"dim must be an integer axis"),
+    Case("FixedMask('x')", lambda: FixedMask("x"), TypeError, r"mask must be a boolean array"),
+    Case("FixedMask([[1, 0]])", lambda: FixedMask([[1, 0]]), TypeError, r"mask must be a boolean array"),
+    Case(
+        "parse_layers('onehot:2x3x4')",
+        lambda: parse_layers("onehot:2x3x4"),
+        ValueError,
+        r"'onehot:2x3x4': SIZE must be one integer",
+    ),
+    Case(
+        "parse_layers('bernoulli:2x3')",
+        lambda: parse_layers("bernoulli:2x3"),
+        ValueError,
+        r"'bernoulli:2x3': SIZE must be one integer",
+    ),
+]
+
+CASES = LAYERS + MODEL + INPUTS + DATA + EVALUATE + TRAIN + MORE
 
 
 def test_the_battery_is_large_enough() -> None:
