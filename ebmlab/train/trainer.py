@@ -337,8 +337,9 @@ class Trainer:
         """The body of ``fit``, run while holding the fit lock."""
         ds, x = self._dataset(data, "data")
         val_ds, xv = (None, None) if validation is None else self._dataset(validation, "validation")
-        if xv is not None and xv.shape[0] == 0:
-            raise ValueError("validation must have at least 1 row (or be None), got 0")
+        for name, rows in (("data", x), ("validation", xv)):
+            if rows is not None and rows.shape[0] == 0:
+                raise ValueError(f"{name} must have at least 1 row, got 0")
         if self.batch_size > x.shape[0]:
             raise ValueError(
                 f"batch_size ({self.batch_size}) is larger than the number of data rows ({x.shape[0]}); "

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer, OneHotLayer, parse_layers
-from ebmlab._checks import AllocationError
+from ebmlab import AllocationError, BernoulliLayer, BoltzmannMachine, GaussianLayer, OneHotLayer, parse_layers
 from ebmlab.data import Dataset, as_dataset, batches, load, transforms
 from ebmlab.evaluate import (
     energy_distance,
@@ -871,6 +870,12 @@ TRAIN = [
         lambda: trainer().fit(torch.full((20, 4), 0.3), 1),
         ValueError,
         r"data for layer visible .* must be binary",
+    ),
+    Case(
+        "fit: data 0 rows",
+        lambda: trainer().fit(torch.zeros(0, 4), 1),
+        ValueError,
+        r"data must have at least 1 row, got 0",
     ),
     Case(
         "fit: validation 0 rows",
