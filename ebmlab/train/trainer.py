@@ -301,7 +301,7 @@ class Trainer:
         seen = self._validated.get(name)
         if seen is not None and seen[0] is data and seen[1] is raw and seen[2] == raw._version:
             return seen[3], seen[4]
-        x = m._visible(raw, name)
+        x = m._visible(raw, name).detach()  # training data are constants: no graph back to their source
         ds = data if isinstance(data, Dataset) else Dataset(x, name=name)
         if isinstance(raw, torch.Tensor):
             self._validated[name] = (data, raw, raw._version, ds, x)

@@ -174,3 +174,13 @@ def test_healthy_pcd_training_on_digits_stays_far_below_the_runaway_limit() -> N
     trainer.fit(digits, 5)
     growth = max(float(p.detach().abs().max()) for p in model.parameters()) / m0
     assert growth < 1e-2 * trainer.max_param_growth
+
+
+def test_training_data_with_an_autograd_graph_are_used_as_constants() -> None:
+    """Inputs keep their graph in energy/free_energy, but fit must not backpropagate into its data."""
+    source = torch.full((60, 6), 2.0, requires_grad=True)
+    x = torch.randn(60, 6, generator=torch.Generator().manual_seed(3)) * (source / source.detach())
+    model = BoltzmannMachine([GaussianLayer(6), BernoulliLayer(4)])  # F(v) of the data enters the loss
+    trainer = Trainer(model, CD(), batch_size=20, metrics={}, progress=False)
+    trainer.fit(x, 2)  # a second backward through the freed graph of ``x`` would raise here
+    assert trainer.epoch == 2 and source.grad is None
