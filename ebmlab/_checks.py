@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -190,8 +191,9 @@ def check_device(device: Any, name: str = "device") -> torch.device:
 def available_bytes(device: torch.device) -> int | None:
     """Memory that an allocation on ``device`` may use now (None: unknown).
 
-    CPU: MemAvailable + SwapFree from /proc/meminfo (Linux), else the physical memory size;
-    CUDA: the free memory reported by the driver.
+    CPU: MemAvailable + SwapFree from /proc/meminfo (Linux), else the physical memory size, and
+    at most what this process's cgroup memory limit leaves (containers); CUDA: the free memory
+    reported by the driver.
     """
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
@@ -200,12 +202,32 @@ def available_bytes(device: torch.device) -> int | None:
     try:
         with open("/proc/meminfo") as f:
             info = {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in f if ":" in line)}
-        return info["MemAvailable"] + info.get("SwapFree", 0)
+        free: int | None = info["MemAvailable"] + info.get("SwapFree", 0)
     except (OSError, KeyError, ValueError):
         try:
-            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            free = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
-            return None
+            free = None
+    limited = cgroup_free_bytes()
+    return limited if free is None else free if limited is None else min(free, limited)
+
+
+CGROUP = Path("/sys/fs/cgroup")
+CGROUP_FILES = (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"))
+
+
+def cgroup_free_bytes(root: Path = CGROUP) -> int | None:
+    """Bytes left under the cgroup memory limit (v2 ``memory.max``, v1 ``memory.limit_in_bytes``); None if unlimited."""
+    for limit_file, usage_file in CGROUP_FILES:
+        try:
+            limit = (root / limit_file).read_text().strip()
+            usage = int((root / usage_file).read_text())
+            if limit == "max" or int(limit) >= 2**60:  # v1 writes "no limit" as a huge number
+                return None
+            return max(int(limit) - usage, 0)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def format_bytes(n: float) -> str:

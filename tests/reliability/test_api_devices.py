@@ -116,3 +116,29 @@ def test_format_bytes() -> None:
         "1.6 MB",
         "4.0 TB",
     ]
+
+
+def test_cgroup_memory_limits_bound_the_available_memory(tmp_path) -> None:
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text("3000000\n")
+    (v2 / "memory.current").write_text("1000000\n")
+    assert _checks.cgroup_free_bytes(v2) == 2_000_000
+    (v2 / "memory.max").write_text("max\n")
+    assert _checks.cgroup_free_bytes(v2) is None
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("5000\n")
+    (v1 / "memory.usage_in_bytes").write_text("7000\n")
+    assert _checks.cgroup_free_bytes(tmp_path / "v1") == 0
+    (v1 / "memory.limit_in_bytes").write_text(f"{2**63 - 4096}\n")
+    assert _checks.cgroup_free_bytes(tmp_path / "v1") is None
+    assert _checks.cgroup_free_bytes(tmp_path / "absent") is None
+
+
+def test_available_memory_takes_the_cgroup_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_checks, "cgroup_free_bytes", lambda: 1234)
+    assert _checks.available_bytes(torch.device("cpu")) == 1234
+    monkeypatch.setattr(_checks, "cgroup_free_bytes", lambda: None)
+    assert _checks.available_bytes(torch.device("cpu")) > 0
+    assert _checks.available_bytes(torch.device("meta")) is None
