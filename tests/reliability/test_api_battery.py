@@ -878,6 +878,12 @@ TRAIN = [
         r"data must have at least 1 row, got 0",
     ),
     Case(
+        "fit: PCD chains too many",
+        lambda: trainer(method=PCD(chains=10**12)).fit(data(), 1),
+        AllocationError,
+        r"^chains: 1000000000000 chains of 7 units would take .* TB",
+    ),
+    Case(
         "fit: validation 0 rows",
         lambda: trainer().fit(data(), 1, validation=torch.zeros(0, 4)),
         ValueError,

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..._checks import Beta
+from ..._checks import Beta, check_allocation
 from ...model import BoltzmannMachine, States
 from ._fast import FastRBM, is_bernoulli_rbm
 from .base import Method, check_int, model_free_energy, positive_phase
@@ -52,6 +52,9 @@ class PCD(Method):
         p = self.particles
         stale = p is None or [s.shape[1] for s in p] != model.sizes or p[0].dtype != model.dtype
         if stale or p[0].device != model.device:
+            units = sum(model.sizes)
+            nbytes = 2 * self.chains * units * model.weights[0].element_size()
+            check_allocation(nbytes, "chains", f"{self.chains} chains of {units} units", model.device)
             with torch.no_grad():
                 p = model.random_states(self.chains, generator)
         beta = 1.0 if self.driver is None else self.driver.step(model.dtype, model.device, generator)
