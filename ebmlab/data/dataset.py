@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._checks import check_device
 from . import transforms
 from ._validate import check_finite, check_int, seeded_generator, to_tensor
 from .batching import batches
@@ -132,6 +133,8 @@ class Dataset:
         """Copy onto ``device`` and/or cast ``data`` to the floating ``dtype`` (labels stay int64)."""
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        if device is not None:
+            device = check_device(device)
         labels = None if self.labels is None else self.labels.to(device)
         return dataclasses.replace(self, data=self.data.to(device, dtype), labels=labels)
 

@@ -13,6 +13,7 @@ import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine, _checks
 from ebmlab._checks import AllocationError, check_device
 from ebmlab.cli import main
+from ebmlab.data import as_dataset
 
 
 @pytest.fixture
@@ -40,6 +41,15 @@ def test_moving_a_model_to_absent_cuda_names_the_device(no_cuda: None, rbm: Bolt
     with pytest.raises(ValueError, match=r"device 'cuda(:\d)?' is not available: .*use 'cpu'"):
         move(rbm)
     assert rbm.device.type == "cpu"
+
+
+def test_datasets_refuse_absent_devices_too(no_cuda: None) -> None:
+    data = as_dataset(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"device 'cuda' is not available"):
+        data.to("cuda")
+    with pytest.raises(ValueError, match=r"device 'gpu0' is not a device name"):
+        data.to("gpu0")
+    assert data.to("cpu", torch.float64).data.dtype == torch.float64
 
 
 def test_unknown_device_names_are_refused(rbm: BoltzmannMachine) -> None:
