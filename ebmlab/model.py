@@ -24,7 +24,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import Beta, as_tensor, check_beta, check_positive_int, check_width
+from ._checks import (
+    AllocationError,
+    Beta,
+    as_tensor,
+    check_allocation,
+    check_beta,
+    check_device,
+    check_generator,
+    check_index,
+    check_positive_int,
+    check_real,
+    check_rows,
+    check_width,
+)
 from ._safetensors_io import read_safetensors, write_safetensors
 from .layers import Layer, OneHotLayer, layer_from_spec
 
@@ -43,7 +56,10 @@ class BoltzmannMachine(nn.Module):
 
     def __init__(self, layers: Sequence[Layer], seed: int = 0) -> None:
         super().__init__()
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+            raise TypeError(f"layers must be a list of ebmlab layers, got {type(layers).__name__}")
         layers = list(layers)
+        seed = check_index(seed, "seed")
         if len(layers) < 2:
             raise ValueError(f"layers must list at least 2 layers (visible, hidden), got {len(layers)}")
         for i, layer in enumerate(layers):
@@ -61,10 +77,15 @@ class BoltzmannMachine(nn.Module):
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
         self.layers = nn.ModuleList(layers)
+        pairs = list(itertools.pairwise(layers))
+        sizes = " and ".join(f"{a.n}×{b.n}" for a, b in pairs)
+        itemsize = torch.empty(0).element_size()
+        check_allocation(sum(a.n * b.n for a, b in pairs) * itemsize, "layers", f"the weights ({sizes})")
         g = torch.Generator().manual_seed(seed)
-        self.weights = nn.ParameterList(
-            nn.Parameter(0.01 * torch.randn(a.n, b.n, generator=g)) for a, b in itertools.pairwise(layers)
-        )
+        try:
+            self.weights = nn.ParameterList(nn.Parameter(0.01 * torch.randn(a.n, b.n, generator=g)) for a, b in pairs)
+        except RuntimeError as err:  # the allocator refused although the memory seemed available
+            raise AllocationError(f"layers: could not allocate the weights ({sizes}): {err}") from err
 
     # -- basic facts -------------------------------------------------------------------------
     @property
@@ -88,7 +109,18 @@ class BoltzmannMachine(nn.Module):
         """A torch.Generator on the model's device seeded with ``seed`` (None: global RNG)."""
         if seed is None:
             return None
-        return torch.Generator(device=self.device).manual_seed(int(seed))
+        return torch.Generator(device=self.device).manual_seed(check_index(seed, "seed"))
+
+    def to(self, *args: Any, **kwargs: Any) -> BoltzmannMachine:
+        """``nn.Module.to``, refusing with a ``ValueError`` a device that does not exist on this machine."""
+        for arg in (*args[:1], kwargs.get("device")):
+            if isinstance(arg, (str, torch.device)) or (isinstance(arg, int) and not isinstance(arg, bool)):
+                check_device(arg)
+        return super().to(*args, **kwargs)
+
+    def cuda(self, device: int | torch.device | None = None) -> BoltzmannMachine:
+        """Move to a CUDA device (``ValueError`` when CUDA is not available)."""
+        return self.to(torch.device("cuda") if device is None else torch.device("cuda", device))
 
     # -- validation ----------------------------------------------------------------------------
     def _tensor(self, x: Any, name: str, allow_nan: bool = False) -> torch.Tensor:
@@ -100,7 +132,9 @@ class BoltzmannMachine(nn.Module):
         self.layers[0].check(t, name)
         return t
 
-    def _states(self, states: Any, name: str = "states") -> States:
+    def _states(self, states: Any, name: str = "states", check: Sequence[int] = ()) -> States:
+        """Validated tensors, one per layer; the layers listed in ``check`` must hold valid states
+        (binary, one-hot, …); the others only finite numbers (e.g. mean-field magnetizations)."""
         if isinstance(states, torch.Tensor) or not isinstance(states, Sequence):
             raise TypeError(f"{name} must be a list of {self.depth} tensors, one per layer")
         if len(states) != self.depth:
@@ -111,6 +145,8 @@ class BoltzmannMachine(nn.Module):
             check_width(s, layer.n, f"{name}[{i}]", f"layer {layer.label}")
             if s.shape[0] != rows:
                 raise ValueError(f"{name}[{i}] has {s.shape[0]} rows, but {name}[0] has {rows}")
+        for i in check:
+            self.layers[i].check(out[i], f"{name}[{i}]")
         return out
 
     def _clamp(self, clamp: Any, rows: int) -> list[torch.Tensor | None]:
@@ -148,7 +184,11 @@ class BoltzmannMachine(nn.Module):
         return f
 
     def field(self, states: Sequence[Any], i: int) -> torch.Tensor:
-        """f_i = r_{i−1}(h_{i−1}) W_i + r_{i+1}(h_{i+1}) W_{i+1}ᵀ, the field on layer ``i``."""
+        """f_i = r_{i−1}(h_{i−1}) W_i + r_{i+1}(h_{i+1}) W_{i+1}ᵀ, the field on layer ``i``.
+
+        ``states`` may hold magnetizations (any finite values), not only valid states.
+        """
+        i = check_index(i, "i")
         if not -self.depth <= i < self.depth:
             raise ValueError(f"i must index a layer (0..{self.depth - 1}), got {i}")
         return self._field(self._states(states), i % self.depth)
@@ -162,8 +202,11 @@ class BoltzmannMachine(nn.Module):
         return e
 
     def energy(self, states: Sequence[Any]) -> torch.Tensor:
-        """E(h_0, …, h_L) per row."""
-        return self._energy(self._states(states))
+        """E(h_0, …, h_L) per row; every state must be valid for its layer (binary, one-hot, finite).
+
+        Differentiable with respect to the states and the parameters.
+        """
+        return self._energy(self._states(states, check=range(self.depth)))
 
     def _partial_free_energy(self, states: States, parity: int, beta: Beta = 1.0) -> torch.Tensor:
         out = 0.0
@@ -180,9 +223,10 @@ class BoltzmannMachine(nn.Module):
 
         The entries of ``states`` at the summed-out layers are ignored (pass zeros).
         """
-        if parity not in (0, 1):
+        if isinstance(parity, bool) or parity not in (0, 1):
             raise ValueError(f"parity must be 0 (even layers) or 1 (odd layers), got {parity!r}")
-        return self._partial_free_energy(self._states(states), parity)
+        kept = range(1 - parity, self.depth, 2)
+        return self._partial_free_energy(self._states(states, check=kept), parity)
 
     def free_energy(self, v: Any) -> torch.Tensor:
         """F(v) = −log Σ_h exp(−E(v, h)), exact, per row.
@@ -242,12 +286,15 @@ class BoltzmannMachine(nn.Module):
         ``beta`` is a number or one value per row. ``clamp`` lists a boolean mask (or None) per
         layer; units where the mask is True keep their current value.
         """
-        s = self._states(states)
+        s = self._states(states, check=range(self.depth))
+        check_generator(generator)
         rows = s[0].shape[0]
         return self._gibbs(s, check_beta(beta, rows, self.dtype, self.device), self._clamp(clamp, rows), generator)
 
     def random_states(self, rows: int, generator: torch.Generator | None = None) -> States:
         """Independent draws from each layer's own bias: the start of fresh chains."""
+        rows = check_positive_int(rows, "rows", minimum=0)
+        check_generator(generator)
         return [layer.random(rows, generator) for layer in self.layers]
 
     @torch.no_grad()
@@ -266,8 +313,10 @@ class BoltzmannMachine(nn.Module):
         """
         n = check_positive_int(n, "n")
         steps = check_positive_int(steps, "steps", minimum=0)
+        itemsize = self.weights[0].element_size()
+        check_allocation(2 * n * sum(self.sizes) * itemsize, "n", f"{n} chains of {sum(self.sizes)} units", self.device)
         g = self.generator(seed)
-        states = self.random_states(n, g) if init is None else self._states(init, "init")
+        states = self.random_states(n, g) if init is None else self._states(init, "init", check=range(self.depth))
         b = check_beta(beta, states[0].shape[0], self.dtype, self.device)
         for _ in tqdm(range(steps), desc="sampling", disable=not progress, leave=False):
             states = self._gibbs(states, b, None, g)
@@ -343,10 +392,13 @@ class BoltzmannMachine(nn.Module):
         """Mean-field magnetizations of the hidden layers with v clamped: [v, m_1, …, m_L].
 
         Fixed point m_i = E[h_i | f_i(m)], iterated odd layers then even ones, starting from a
-        bottom-up pass with doubled upward weights (Salakhutdinov & Hinton). Exact for an RBM.
+        bottom-up pass with doubled upward weights (Salakhutdinov & Hinton), until no unit moves by
+        more than ``tol`` (a finite number >= 0) or ``steps`` sweeps. Exact for an RBM.
         """
         v = self._visible(v)
-        return self._mean_field(v, check_positive_int(steps, "steps"), tol, beta)
+        steps = check_positive_int(steps, "steps")
+        tol = check_real(tol, "tol", minimum=0.0)
+        return self._mean_field(v, steps, tol, check_beta(beta, v.shape[0], self.dtype, self.device))
 
     def _mean_field(self, v: torch.Tensor, steps: int, tol: float, beta: Beta = 1.0) -> States:
         states: States = [v]
@@ -379,6 +431,8 @@ class BoltzmannMachine(nn.Module):
         the marginal probability of each unit (each one-hot value). Exact for the hidden layer of
         an RBM; mean field otherwise.
         """
+        layer = check_index(layer, "layer")
+        steps = check_positive_int(steps, "steps")
         if not -self.depth < layer < self.depth or layer % self.depth == 0:
             raise ValueError(f"layer must index a hidden layer (1..{self.depth - 1} or negative), got {layer}")
         t = layer % self.depth
@@ -394,7 +448,7 @@ class BoltzmannMachine(nn.Module):
                 ys
             ).expand(rows, -1)
             return torch.softmax(logits, -1) @ ys
-        return self._mean_field(v, check_positive_int(steps, "steps"), 1e-6)[t]
+        return self._mean_field(v, steps, 1e-6)[t]
 
     # -- initialization ------------------------------------------------------------------------
     @torch.no_grad()
@@ -408,7 +462,7 @@ class BoltzmannMachine(nn.Module):
         """
         if method not in ("hinton", "glorot", "pca"):
             raise ValueError(f"method must be 'hinton', 'glorot' or 'pca', got {method!r}")
-        x = self._visible(data, "data")
+        x = check_rows(self._visible(data, "data"), "data")
         g = self.generator(seed)
         self.layers[0].init_from_data(x)
         for layer in self.layers[1:]:
@@ -472,7 +526,12 @@ def default_layer_name(index: int, depth: int) -> str:
 
 
 def load(path: str | os.PathLike, device: str | torch.device | None = None) -> BoltzmannMachine:
-    """Read a model written by ``BoltzmannMachine.save`` (never unpickles anything)."""
+    """Read a model written by ``BoltzmannMachine.save`` (never unpickles anything).
+
+    ``device`` is checked before the file is read (``ValueError`` for an unknown or absent device).
+    """
+    if device is not None:
+        check_device(device)
     tensors, meta = read_safetensors(path, "model")
     if "ebmlab_spec" not in meta:
         raise ValueError(f"{path} is a safetensors file but not an ebmlab model (no ebmlab_spec)")

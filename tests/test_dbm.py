@@ -51,7 +51,7 @@ def test_pcd_gradient_matches_the_exact_gradient_in_expectation() -> None:
     def entropy(p: torch.Tensor) -> torch.Tensor:
         return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)).sum(-1)
 
-    f_mf = model.energy(m) - entropy(m[1]) - entropy(m[2])
+    f_mf = model._energy(m) - entropy(m[1]) - entropy(m[2])  # E at the magnetizations (not states)
     exact = torch.autograd.grad(f_mf.mean() + log_z(model), params)
     method = PCD(k=50, chains=40000)
     g = torch.Generator().manual_seed(0)

@@ -41,7 +41,8 @@ def build(key: str, scale: float = 1.0, seed: int = 0) -> BoltzmannMachine:
 
 def visible_batch(model: BoltzmannMachine, rows: int = 5) -> torch.Tensor:
     g = torch.Generator().manual_seed(7)
-    return model.layers[0].sample(torch.randn(rows, model.layers[0].n, generator=g, dtype=torch.float64), 1.0, g)
+    field = torch.randn(rows, model.layers[0].n, generator=g, dtype=torch.float64)
+    return model.layers[0].sample(field, 1.0, g).detach()  # data: no graph back to the layer's parameters
 
 
 def test_energy_matches_definition() -> None:

@@ -119,14 +119,16 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
     import torch
 
     import ebmlab
+    from ebmlab._checks import check_device
     from ebmlab.data import load
     from ebmlab.layers import BernoulliLayer, OneHotLayer
     from ebmlab.train import CD, L2, PCD, PT, TAP, Method, Trainer
 
     if not 0 <= args.validation_fraction < 1:
         raise ValueError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
-    device = torch.device(
-        "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    device = check_device(
+        "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu"),
+        "--device",
     )
     ds = load(args.data, split=args.split, data_dir=args.data_dir)
     layers = ebmlab.parse_layers(args.layers or f"bernoulli:{ds.n_units},bernoulli:100")

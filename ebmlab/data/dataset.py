@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._checks import check_device
 from . import transforms
 from ._validate import check_finite, check_int, seeded_generator, to_tensor
 from .batching import batches
@@ -99,7 +100,11 @@ class Dataset:
         return dataclasses.replace(self, data=data, labels=labels)
 
     def binarize(self, threshold: float = 0.5) -> Dataset:
-        """Threshold binarization: units become ``1`` where ``x > threshold``, else ``0``."""
+        """Threshold binarization: units become ``1`` where ``x > threshold``, else ``0``.
+
+        ``threshold`` must be finite and within the data's range (see ``transforms.threshold``).
+        """
+        transforms.check_threshold(self.data, threshold, "threshold")
         return dataclasses.replace(self, data=transforms.threshold(self.data, threshold))
 
     def binarize_stochastic(self, seed: int = 0) -> Dataset:
@@ -128,6 +133,8 @@ class Dataset:
         """Copy onto ``device`` and/or cast ``data`` to the floating ``dtype`` (labels stay int64)."""
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        if device is not None:
+            device = check_device(device)
         labels = None if self.labels is None else self.labels.to(device)
         return dataclasses.replace(self, data=self.data.to(device, dtype), labels=labels)
 

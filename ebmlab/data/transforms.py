@@ -6,6 +6,8 @@ returns float32).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,9 +19,31 @@ ArrayLike = torch.Tensor | np.ndarray
 
 
 def threshold(x: ArrayLike, t: float = 0.5) -> torch.Tensor:
-    """Deterministic binarization: ``1`` where ``x > t``, else ``0``."""
+    """Deterministic binarization: ``1`` where ``x > t``, else ``0``.
+
+    ``t`` must be a finite number within the range [min x, max x] of non-constant data: outside
+    it every entry would become the same value (a NaN threshold would silently give all zeros).
+    """
     x = as_float(to_tensor(x, "x"))
-    return (x > t).to(x.dtype)
+    check_finite(x, "x")
+    return (x > check_threshold(x, t, "t")).to(x.dtype)
+
+
+def check_threshold(x: torch.Tensor, t: object, arg: str) -> float:
+    """A finite threshold inside the range of ``x`` (unless ``x`` is empty or constant)."""
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real):
+        raise TypeError(f"{arg} must be a number, got {type(t).__name__} {t!r}")
+    t = float(t)
+    if not math.isfinite(t):
+        raise ValueError(f"{arg} must be a finite number, got {t}")
+    if x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < hi and not lo <= t <= hi:
+            every = 0 if t > hi else 1
+            raise ValueError(
+                f"{arg}={t:g} lies outside the data's range [{lo:g}, {hi:g}]: every entry would become {every}"
+            )
+    return t
 
 
 def stochastic_binarize(

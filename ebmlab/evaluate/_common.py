@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_rows
 from ..layers import BernoulliLayer, OneHotLayer
 from ..model import BoltzmannMachine
 
@@ -17,6 +17,11 @@ def check_model(model: Any, name: str = "model") -> BoltzmannMachine:
     if not isinstance(model, BoltzmannMachine):
         raise TypeError(f"{name} must be an ebmlab BoltzmannMachine, got {type(model).__name__}")
     return model
+
+
+def visible_rows(model: BoltzmannMachine, v: Any, name: str = "v", minimum: int = 1) -> torch.Tensor:
+    """Validated visible rows, at least ``minimum`` of them: an average over no rows is NaN, not a number."""
+    return check_rows(model._visible(v, name), name, minimum)
 
 
 def is_discrete(layer: Any) -> bool:

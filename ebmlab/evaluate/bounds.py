@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_real
 from ..layers import BernoulliLayer, GaussianLayer, OneHotLayer
-from ._common import check_model
+from ._common import check_model, visible_rows
 
 
 def _entropy_minus_excess(layer: Any, m: torch.Tensor) -> torch.Tensor:
@@ -41,14 +41,14 @@ def _entropy_minus_excess(layer: Any, m: torch.Tensor) -> torch.Tensor:
 def variational_free_energy(model: Any, v: Any, steps: int = 50, tol: float = 1e-6) -> torch.Tensor:
     """F_q(v) = E_q[E(v, h)] − H(q) ≥ F(v) per row, q the mean-field posterior (float64)."""
     model = check_model(model)
-    x = model._visible(v)
-    states = model._mean_field(x, check_positive_int(steps, "steps"), tol)
+    x = visible_rows(model, v)
+    states = model._mean_field(x, check_positive_int(steps, "steps"), check_real(tol, "tol", minimum=0.0))
     entropy = sum(_entropy_minus_excess(layer, m) for layer, m in zip(model.layers[1:], states[1:]))
     return (model._energy(states) - entropy).to(torch.float64)
 
 
 def mean_field_lower_bound(model: Any, v: Any, log_z: float, steps: int = 50, tol: float = 1e-6) -> torch.Tensor:
     """log p(v) ≥ −F_q(v) − log Z per row (float64): the mean-field variational lower bound."""
-    if not (isinstance(log_z, (int, float)) and math.isfinite(log_z)):
+    if isinstance(log_z, bool) or not (isinstance(log_z, (int, float)) and math.isfinite(log_z)):
         raise ValueError(f"log_z must be a finite number, got {log_z!r}")
     return -variational_free_energy(model, v, steps, tol) - float(log_z)

@@ -23,7 +23,7 @@ import torch
 
 from .._checks import check_positive_int
 from ..layers import BernoulliLayer, OneHotLayer
-from ._common import check_model, is_discrete
+from ._common import check_model, is_discrete, visible_rows
 
 MAX_CONFIGURATIONS = 2**26
 CHUNK = 2**15
@@ -101,11 +101,11 @@ def log_likelihood(model: Any, data: Any, log_z: float | None = None) -> torch.T
     model = check_model(model)
     if log_z is None:
         log_z = log_partition(model)
-    if not (isinstance(log_z, (int, float)) and math.isfinite(log_z)):
+    if isinstance(log_z, bool) or not (isinstance(log_z, (int, float)) and math.isfinite(log_z)):
         raise ValueError(f"log_z must be a finite number, got {log_z!r}")
     return -model.free_energy(data).to(torch.float64) - float(log_z)
 
 
 def mean_log_likelihood(model: Any, data: Any, log_z: float | None = None) -> float:
     """Average of ``log_likelihood`` over the rows of ``data`` (a (model, data) -> float metric)."""
-    return float(log_likelihood(model, data, log_z).mean())
+    return float(log_likelihood(model, visible_rows(check_model(model), data, "data"), log_z).mean())

@@ -14,18 +14,21 @@ from typing import Any
 
 import torch
 
-from ._common import as_float, check_model
+from ._common import as_float, check_model, visible_rows
 
 
 @torch.no_grad()
 def mean_free_energy(model: Any, v: Any) -> float:
     """⟨F(v)⟩ over the rows of ``v`` (exact; deep stacks enumerate their even hidden layers)."""
-    model = check_model(model)
-    return as_float(model.free_energy(v).mean())
+    return _mean_free_energy(check_model(model), v, "v")
+
+
+def _mean_free_energy(model: Any, v: Any, name: str) -> float:
+    return as_float(model._free_energy(visible_rows(model, v, name)).mean())
 
 
 @torch.no_grad()
 def free_energy_gap(model: Any, train: Any, valid: Any) -> float:
     """⟨F(valid)⟩ − ⟨F(train)⟩: positive when training rows are more probable than held-out ones."""
     model = check_model(model)
-    return mean_free_energy(model, valid) - mean_free_energy(model, train)
+    return _mean_free_energy(model, valid, "valid") - _mean_free_energy(model, train, "train")

@@ -19,11 +19,13 @@ from ._common import check_model
 
 def heat_capacity(energies: Any, beta: float = 1.0) -> float:
     """β² times the (unbiased) sample variance of ``energies`` drawn at inverse temperature ``beta``."""
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+    if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a positive finite number, got {beta!r}")
     e = torch.as_tensor(energies).detach().to(torch.float64).flatten()
     if e.numel() < 2:
         raise ValueError(f"energies must hold at least 2 values, got {e.numel()}")
+    if not torch.isfinite(e).all():
+        raise ValueError("energies must be finite, but they contain NaN or Inf")
     return float(beta**2 * e.var())
 
 

@@ -27,7 +27,7 @@ import torch
 
 from .._checks import check_positive_int
 from ..layers import BernoulliLayer, OneHotLayer
-from ._common import as_float, check_model, row_chunks
+from ._common import as_float, check_model, row_chunks, visible_rows
 
 # elements of the (rows, groups, options, hidden) field tensor processed at once
 CHUNK_ELEMENTS = 2**22
@@ -101,7 +101,7 @@ def pseudo_likelihood(model: Any, v: Any, per_unit: bool = False) -> float:
     The default is the total Σ_g log p(v_g | v_{−g}) per row (see the module docstring for how
     this differs from scikit-learn's one-random-unit ``score_samples``).
     """
-    rows = pseudo_likelihood_rows(model, v)
+    rows = pseudo_likelihood_rows(model, visible_rows(check_model(model), v))
     value = rows.mean()
     if per_unit:
         layer = model.layers[0]

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from ._common import as_float, check_model
+from .._checks import check_positive_int
+from ._common import as_float, check_model, visible_rows
 
 
 @torch.no_grad()
@@ -23,7 +24,7 @@ def reconstruction_error(model: Any, v: Any, steps: int = 10) -> float:
     ``steps`` mean-field iterations are used for deep stacks (an RBM needs none).
     """
     model = check_model(model)
-    x = model._visible(v)
-    states = model._mean_field(x, steps, 1e-6)
+    x = visible_rows(model, v)
+    states = model._mean_field(x, check_positive_int(steps, "steps"), 1e-6)
     recon = model.layers[0].mean(model._field(states, 0))
     return as_float(((x - recon) ** 2).mean())

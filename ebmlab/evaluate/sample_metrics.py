@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .._checks import as_tensor, check_positive_int
-from ._common import check_model
+from ._common import check_model, visible_rows
 
 MAX_ROWS = 2000
 
@@ -35,6 +35,8 @@ def _float64(x: Any, name: str) -> torch.Tensor:
 
 
 def _pair(x: Any, y: Any, max_rows: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if max_rows is not None:
+        max_rows = check_positive_int(max_rows, "max_rows", minimum=2)
     a, b = (_float64(t, name) for t, name in ((x, "x"), (y, "y")))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x and y must have the same number of columns, got {a.shape[1]} and {b.shape[1]}")
@@ -59,6 +61,8 @@ def energy_distance(x: Any, y: Any, max_rows: int | None = MAX_ROWS, seed: int =
 def knn_kl(x: Any, y: Any, k: int = 1, eps: float = 1e-10, max_rows: int | None = MAX_ROWS, seed: int = 0) -> float:
     """k-NN estimate of KL(P‖Q) from x ~ P and y ~ Q (Wang, Kulkarni & Verdú 2009)."""
     k = check_positive_int(k, "k")
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and 0 < eps < math.inf):
+        raise ValueError(f"eps must be a positive finite distance floor, got {eps!r}")
     a, b = _pair(x, y, max_rows, seed)
     n, m, d = a.shape[0], b.shape[0], a.shape[1]
     if k >= n or k > m:
@@ -98,8 +102,8 @@ def fantasy_particles(model: Any, rows: int, steps: int = 100, seed: int = 0) ->
 
 
 def _model_metric(fn: Any, model: Any, data: Any, max_rows: int, steps: int, seed: int) -> float:
-    x = check_model(model)._visible(data, "data")
-    x = x[:max_rows]
+    max_rows = check_positive_int(max_rows, "max_rows", minimum=2)
+    x = visible_rows(check_model(model), data, "data", minimum=2)[:max_rows]
     return fn(x, fantasy_particles(model, x.shape[0], steps, seed))
 
 

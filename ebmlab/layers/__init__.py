@@ -28,6 +28,8 @@ def layer_from_spec(spec: dict[str, Any]) -> Layer:
 
 def parse_layers(text: str) -> list[Layer]:
     """Parse ``"bernoulli:64,bernoulli:100"`` (``onehot:SITESxSTATES`` or ``onehot:STATES``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"layers must be a string such as 'bernoulli:64,bernoulli:100', got {type(text).__name__}")
     layers: list[Layer] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         kind, _, size = part.partition(":")
@@ -41,6 +43,8 @@ def parse_layers(text: str) -> list[Layer]:
             dims = [int(s) for s in size.lower().split("x")]
         except ValueError as err:
             raise ValueError(f"layer {part!r}: SIZE must be an integer (or SITESxSTATES)") from err
+        if len(dims) > (2 if kind == "onehot" else 1):
+            raise ValueError(f"layer {part!r}: SIZE must be one integer (onehot: STATES or SITESxSTATES)")
         if kind == "onehot":
             layers.append(OneHotLayer(*dims) if len(dims) == 2 else OneHotLayer(1, dims[0]))
         else:

@@ -9,13 +9,14 @@ neighbouring layers) and inverse temperature β, its units are conditionally ind
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._checks import Beta
+from .._checks import Beta, check_allocation
 
 
 class Layer(nn.Module, ABC):
@@ -25,8 +26,12 @@ class Layer(nn.Module, ABC):
 
     def __init__(self, n: int, name: str | None = None) -> None:
         super().__init__()
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n (the number of units) must be a positive integer, got {n!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
+        n = int(n)
+        check_allocation(n * torch.empty(0).element_size(), "n", f"a layer of {n} units")
         self.n = n
         self.name = name
 

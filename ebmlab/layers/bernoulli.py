@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import Beta
+from .._checks import Beta, check_rows
 from .base import Layer, expand_beta
 
 
@@ -84,4 +84,5 @@ class BernoulliLayer(Layer):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """b = logit(mean of x), the mean clipped to [1e-3, 1 − 1e-3]."""
+        check_rows(x, "x")
         self.bias.copy_(torch.logit(x.mean(0).clamp(1e-3, 1 - 1e-3)))

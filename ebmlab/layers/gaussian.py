@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .._checks import Beta
+from .._checks import Beta, check_real, check_rows
 from .base import Layer, expand_beta
 
 
@@ -23,7 +23,8 @@ class GaussianLayer(Layer):
 
     def __init__(self, n: int, name: str | None = None, loc: float = 0.0, var: float = 1.0) -> None:
         super().__init__(n, name)
-        if not (isinstance(var, (int, float)) and math.isfinite(var) and var > 0):
+        loc = check_real(loc, "loc")
+        if isinstance(var, bool) or not (isinstance(var, (int, float)) and math.isfinite(var) and var > 0):
             raise ValueError(f"var must be a positive finite variance, got {var!r}")
         self.loc = nn.Parameter(torch.full((n,), float(loc)))
         self.log_var = nn.Parameter(torch.full((n,), math.log(var)))
@@ -82,5 +83,6 @@ class GaussianLayer(Layer):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """μ = mean of x, σ² = variance of x (floored at 1e-6)."""
+        check_rows(x, "x")
         self.loc.copy_(x.mean(0))
         self.log_var.copy_(x.var(0, unbiased=False).clamp_min(1e-6).log())

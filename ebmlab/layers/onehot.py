@@ -11,13 +11,14 @@ with exactly one 1. With bias b,
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
 from torch import nn
 from torch.distributions import constraints
 
-from .._checks import Beta
+from .._checks import Beta, check_rows
 from .base import Layer, expand_beta
 
 
@@ -59,8 +60,9 @@ class OneHotLayer(Layer):
         if states is None:  # OneHotLayer(k): one site with k values
             sites, states = 1, sites
         for arg, value in (("sites", sites), ("states", states)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        sites, states = int(sites), int(states)
         if states < 2:
             raise ValueError(f"states must be at least 2 for a categorical unit, got {states}")
         super().__init__(sites * states, name)
@@ -137,6 +139,7 @@ class OneHotLayer(Layer):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """b_sk = log of the frequency of value k at site s (smoothed by 1e-3)."""
+        check_rows(x, "x")
         freq = self._sites(x.mean(0)) + 1e-3
         self.bias.copy_(torch.log(freq / freq.sum(-1, keepdim=True)).flatten())
 

@@ -49,7 +49,10 @@ class FixedMask(Constraint):
     """Entries where ``mask`` is True never change from their value when training starts."""
 
     def __init__(self, mask: Any) -> None:
-        m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+        arr = mask if isinstance(mask, torch.Tensor) else np.asarray(mask)
+        if not isinstance(arr, torch.Tensor) and arr.dtype != np.bool_:
+            raise TypeError(f"mask must be a boolean array (True = fixed), got dtype {arr.dtype}")
+        m = torch.as_tensor(arr)
         if m.dtype != torch.bool:
             raise TypeError(f"mask must be a boolean array (True = fixed), got dtype {m.dtype}")
         self.mask = m
@@ -80,6 +83,8 @@ class MaxNorm(Constraint):
             raise ValueError(f"max_norm must be a positive number, got {max_norm!r}")
         if max_norm <= 0:
             raise ValueError(f"max_norm must be > 0, got {max_norm}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"dim must be an integer axis, got {type(dim).__name__} {dim!r}")
         self.max_norm, self.dim = float(max_norm), int(dim)
 
     def bind(self, param: torch.Tensor, name: str) -> Callable[[], None]:

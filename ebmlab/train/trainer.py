@@ -8,8 +8,8 @@ is bit-identical on CPU to an uninterrupted one.
 
 ``pause()``, ``resume()``, ``stop()`` and ``set_lr()`` may be called from another thread; they
 take effect before the next batch (pause blocks between batches; a stopped epoch is not counted).
-A non-finite loss or parameter raises ``TrainingDiverged`` after rolling the parameters back to
-the last state whose loss was finite.
+A non-finite loss or parameter, or a parameter that has run away (see ``max_param_growth``),
+raises ``TrainingDiverged`` after rolling the parameters back to the state before that step.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_real
 from ..data import Dataset, batches
 from ..layers import BernoulliLayer, OneHotLayer
 from ..model import BoltzmannMachine
@@ -41,7 +41,7 @@ OptimizerArg = torch.optim.Optimizer | type | Callable[..., torch.optim.Optimize
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or a parameter became NaN/Inf; the parameters were rolled back to the last finite state."""
+    """The loss or a parameter became NaN/Inf or ran away; the parameters were rolled back to the last good state."""
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -92,6 +92,13 @@ class Trainer:
     training data (a fixed seeded subsample) and, prefixed ``val_``, of the validation data;
     paired metrics (``ebmlab.evaluate.PAIRED_METRICS``, e.g. ``free_energy_gap``) take
     ``(model, train, valid)`` and need validation data.
+
+    ``max_param_growth`` (G, default 1e4; None turns it off) guards against runaway parameters: after
+    every optimizer step, max_θ |θ| > G · max(1, max_θ |θ| at the start of ``fit``) raises
+    ``TrainingDiverged`` with the parameters rolled back to the state before that step, as a NaN or
+    Inf does. Healthy training stays orders of magnitude below it (|W| of 10⁴ freezes every unit of
+    a Bernoulli model); a learning rate far too large (SGD or Adam at lr 1e6) crosses it at once.
+    Only one ``fit`` may run on a Trainer at a time: a second concurrent call raises ``RuntimeError``.
     """
 
     def __init__(
@@ -109,6 +116,7 @@ class Trainer:
         seed: int = 0,
         progress: bool = True,
         validation_rows: int = 1000,
+        max_param_growth: float | None = 1e4,
     ) -> None:
         if not isinstance(model, BoltzmannMachine):
             raise TypeError(f"model must be an ebmlab BoltzmannMachine, got {type(model).__name__}")
@@ -121,6 +129,10 @@ class Trainer:
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.validation_rows = check_positive_int(validation_rows, "validation_rows")
         self.progress = bool(progress)
+        self.max_param_growth = None if max_param_growth is None else check_real(max_param_growth, "max_param_growth")
+        if self.max_param_growth is not None and self.max_param_growth <= 1:
+            raise ValueError(f"max_param_growth must be > 1 (or None), got {max_param_growth!r}")
+        self._param_limit = math.inf
         self.optimizer = self._make_optimizer(optimizer, float(lr))
         self.scheduler = self._make_scheduler(scheduler)
         self.penalties = resolve(model, penalties, Penalty, "penalties")
@@ -140,6 +152,7 @@ class Trainer:
         self._unpaused.set()
         self._stop = threading.Event()
         self._running = False
+        self._fit_lock = threading.Lock()  # makes "is fit running?" and "now it is" one atomic step
         self._pending_lr: float | None = None
         self._paused_seconds = 0.0
         self._validated: dict[str, tuple[Any, torch.Tensor, int, Dataset, torch.Tensor]] = {}
@@ -288,7 +301,7 @@ class Trainer:
         seen = self._validated.get(name)
         if seen is not None and seen[0] is data and seen[1] is raw and seen[2] == raw._version:
             return seen[3], seen[4]
-        x = m._visible(raw, name)
+        x = m._visible(raw, name).detach()  # training data are constants: no graph back to their source
         ds = data if isinstance(data, Dataset) else Dataset(x, name=name)
         if isinstance(raw, torch.Tensor):
             self._validated[name] = (data, raw, raw._version, ds, x)
@@ -306,13 +319,27 @@ class Trainer:
         """Train until ``epochs`` epochs have been completed in total (continuing from ``self.epoch``).
 
         ``data`` / ``validation``: a ``Dataset``, tensor or array of visible rows. Returns the
-        history: one list per metric name, one entry per completed epoch.
+        history: one list per metric name, one entry per completed epoch. A call while another
+        thread's ``fit`` runs on this Trainer raises ``RuntimeError`` (checked and set atomically).
         """
         epochs = check_positive_int(epochs, "epochs")
-        if self._running:
-            raise RuntimeError("fit is already running on this Trainer")
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError(
+                "fit is already running on this Trainer (called from another thread); "
+                "wait for it to return or stop() it first"
+            )
+        try:
+            return self._fit(data, epochs, validation)
+        finally:
+            self._fit_lock.release()
+
+    def _fit(self, data: Any, epochs: int, validation: Any) -> dict[str, list[float]]:
+        """The body of ``fit``, run while holding the fit lock."""
         ds, x = self._dataset(data, "data")
         val_ds, xv = (None, None) if validation is None else self._dataset(validation, "validation")
+        for name, rows in (("data", x), ("validation", xv)):
+            if rows is not None and rows.shape[0] == 0:
+                raise ValueError(f"{name} must have at least 1 row, got 0")
         if self.batch_size > x.shape[0]:
             raise ValueError(
                 f"batch_size ({self.batch_size}) is larger than the number of data rows ({x.shape[0]}); "
@@ -337,6 +364,8 @@ class Trainer:
         )
         params = list(self.model.parameters())
         self._good = [p.detach().clone() for p in params]
+        if self.max_param_growth is not None:
+            self._param_limit = self.max_param_growth * max(1.0, float(self._largest(params)))
         self._running = True
         began = time.perf_counter()
         try:
@@ -381,9 +410,6 @@ class Trainer:
             bar.update(1)
             for cb in self.callbacks:
                 cb.on_batch_end(state)
-        if not all(bool(torch.isfinite(p).all()) for p in params):
-            self._rollback(params)
-            raise TrainingDiverged(f"a parameter became NaN or Inf in epoch {self.epoch + 1}; {self._advice()}")
         wall = time.perf_counter() - start - self._paused_seconds
         self.epoch += 1
         state.epoch = self.epoch
@@ -415,8 +441,29 @@ class Trainer:
         self.optimizer.step()
         for project in self._projections:
             project()
+        self._check_parameters(params)
         self.step += 1
         return loss
+
+    @staticmethod
+    def _largest(params: list[torch.nn.Parameter]) -> torch.Tensor:
+        """max_θ |θ| over all parameters (NaN if any entry is NaN)."""
+        with torch.no_grad():
+            return torch.stack([torch.maximum(-lo, hi) for lo, hi in (torch.aminmax(p) for p in params)]).max()
+
+    def _check_parameters(self, params: list[torch.nn.Parameter]) -> None:
+        """After a step: roll back and raise ``TrainingDiverged`` on a NaN/Inf or runaway parameter."""
+        top = float(self._largest(params))
+        if math.isfinite(top) and top <= self._param_limit:
+            return
+        self._rollback(params)
+        where = f"at step {self.step + 1} (epoch {self.epoch + 1})"
+        if not math.isfinite(top):
+            raise TrainingDiverged(f"a parameter became NaN or Inf {where}; {self._advice()}")
+        raise TrainingDiverged(
+            f"parameters ran away {where}: max |θ| = {top:.3g} exceeds max_param_growth × max(1, max |θ| at the "
+            f"start of fit) = {self._param_limit:.3g}; {self._advice()} (or raise max_param_growth)"
+        )
 
     def _rollback(self, params: list[torch.nn.Parameter]) -> None:
         with torch.no_grad():
@@ -424,7 +471,7 @@ class Trainer:
                 p.copy_(good)
 
     def _advice(self) -> str:
-        return f"parameters rolled back to the last finite state; try a smaller learning rate than {self.lr:g}"
+        return f"parameters rolled back to the state before that step; try a smaller learning rate than {self.lr:g}"
 
     @torch.no_grad()
     def _epoch_metrics(

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..._checks import Beta
+from ..._checks import Beta, check_allocation
 from ...model import BoltzmannMachine, States
 from ._fast import FastRBM, is_bernoulli_rbm
 from .base import Method, check_int, model_free_energy, positive_phase
@@ -39,7 +39,7 @@ class PCD(Method):
         super().__init__()
         self.k = check_int(k, "k", 1)
         self.chains = check_int(chains, "chains", 1)
-        if not (isinstance(beta_std, (int, float)) and 0 <= beta_std < float("inf")):
+        if isinstance(beta_std, bool) or not (isinstance(beta_std, (int, float)) and 0 <= beta_std < float("inf")):
             raise ValueError(f"beta_std must be a number >= 0 (0: no driving), got {beta_std!r}")
         self.beta_std = float(beta_std)
         self.driver = GammaProcess(self.chains, beta_std, beta_correlation) if beta_std > 0 else None
@@ -52,6 +52,9 @@ class PCD(Method):
         p = self.particles
         stale = p is None or [s.shape[1] for s in p] != model.sizes or p[0].dtype != model.dtype
         if stale or p[0].device != model.device:
+            units = sum(model.sizes)
+            nbytes = 2 * self.chains * units * model.weights[0].element_size()
+            check_allocation(nbytes, "chains", f"{self.chains} chains of {units} units", model.device)
             with torch.no_grad():
                 p = model.random_states(self.chains, generator)
         beta = 1.0 if self.driver is None else self.driver.step(model.dtype, model.device, generator)

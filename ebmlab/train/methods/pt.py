@@ -68,7 +68,7 @@ class PT(Method):
         else:
             self.adaptive = False
             ladder = [float(b) for b in betas]
-            if len(ladder) < 2 or ladder[0] != 1.0 or any(b <= 0 for b in ladder):
+            if len(ladder) < 2 or ladder[0] != 1.0 or not all(0 < b < float("inf") for b in ladder):
                 raise ValueError(f"betas must list at least 2 positive values starting at 1.0, got {list(betas)!r}")
             if any(b >= a for a, b in itertools.pairwise(ladder)):
                 raise ValueError(f"betas must decrease strictly from 1.0, got {ladder!r}")
