@@ -242,11 +242,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with RunLock(out):
             check_output(args)  # again under the lock: another process may have written OUT meanwhile
-            if args.overwrite:
-                clear_output(out)
             setup = build(args, history_callbacks(args))
             if args.resume:
                 resume_from_checkpoint(setup, args)
+            if args.overwrite:  # only once every argument was accepted
+                clear_output(out)
             began = time.perf_counter()
             setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
             path = setup.model.save(setup.out / MODEL_FILE)

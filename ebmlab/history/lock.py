@@ -72,7 +72,7 @@ class RunLock:
             if pid is None and self.path.exists():  # a writer between creating the file and writing its pid
                 time.sleep(0.1)
                 pid = _holder(self.path)
-            if pid is not None and pid != os.getpid() and pid_alive(pid):
+            if pid is not None and pid_alive(pid):  # this process too: one run per folder
                 raise RunLockedError(
                     f"another training (pid {pid}) is writing to {self.folder} (lock file {self.path}); "
                     "wait for it to end or use another --out"
