@@ -216,7 +216,8 @@ def resume(trainer: Any, path: str | os.PathLike) -> Any:
 
 
 class Checkpoint(Callback):
-    """Write ``trainer.state_dict()`` to ``path`` every ``every`` epochs and at the end of training."""
+    """Write ``trainer.state_dict()`` to ``path`` every ``every`` epochs and at the end of training (when
+    ``fit`` trained at least one epoch since the last write)."""
 
     def __init__(self, path: str | os.PathLike, every: int = 1) -> None:
         if not isinstance(path, (str, os.PathLike)):
@@ -226,11 +227,15 @@ class Checkpoint(Callback):
         self.path = Path(path)
         self.every = every
         self.saved_epoch: int | None = None
+        self._began: int | None = None  # the epoch the current fit started from
 
     def save(self, state: Any) -> None:
         """Write the checkpoint now."""
         save_checkpoint(self.path, state.trainer.state_dict(), describe(state.trainer))
         self.saved_epoch = state.epoch
+
+    def on_train_begin(self, state: Any) -> None:
+        self._began = state.epoch
 
     def on_epoch_end(self, state: Any) -> None:
         if state.epoch % self.every == 0:
@@ -239,8 +244,9 @@ class Checkpoint(Callback):
     def on_train_end(self, state: Any) -> None:
         """Write the final checkpoint; when ``fit`` is unwinding from an error, a failed write is added to
         that error as a note instead of replacing it."""
-        if self.saved_epoch == state.epoch:
-            return
+        began, self._began = self._began, None
+        if began is None or state.epoch in (began, self.saved_epoch):
+            return  # fit failed before this callback began, trained nothing, or the state is already saved
         error = sys.exc_info()[1]
         try:
             self.save(state)

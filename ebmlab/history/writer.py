@@ -27,7 +27,7 @@ import zarr
 from zarr.core.sync import sync
 
 from . import schema
-from .errors import StoreWriteError
+from .errors import DamagedStoreError, StoreWriteError
 
 GROWING = (schema.EPOCH, schema.SNAPSHOT)
 ARRAY_CONFIG = {"write_empty_chunks": True}
@@ -94,9 +94,17 @@ class StoreWriter:
             partial.unlink(missing_ok=True)
         self.group = zarr.open_group(self.path, mode="r+")
         attrs = dict(self.group.attrs)
-        self.variables = {k: list(v) for k, v in attrs[schema.VARIABLES].items()}
-        self.arrays = {name: self.group[name].with_config(ARRAY_CONFIG) for name in self.variables}
-        self.done = {schema.EPOCH: int(attrs[schema.EPOCHS_DONE]), schema.SNAPSHOT: int(attrs[schema.SNAPSHOTS_DONE])}
+        try:
+            self.variables = {k: list(v) for k, v in attrs[schema.VARIABLES].items()}
+            self.arrays = {name: self.group[name].with_config(ARRAY_CONFIG) for name in self.variables}
+            self.done = {
+                schema.EPOCH: int(attrs[schema.EPOCHS_DONE]),
+                schema.SNAPSHOT: int(attrs[schema.SNAPSHOTS_DONE]),
+            }
+        except (KeyError, TypeError, ValueError, AttributeError, OSError) as err:
+            raise DamagedStoreError(
+                f"run store {self.path} cannot be continued: its metadata is damaged ({type(err).__name__}: {err})"
+            ) from err
         return attrs
 
     def read(self, name: str) -> np.ndarray:
@@ -105,7 +113,12 @@ class StoreWriter:
             return np.zeros(0)
         arr = self.arrays[name]
         dims = self.variables[name]
-        return arr[tuple(slice(0, self.done[d]) if d in GROWING else slice(None) for d in dims)]
+        try:
+            return arr[tuple(slice(0, self.done[d]) if d in GROWING else slice(None) for d in dims)]
+        except (OSError, ValueError, RuntimeError, TypeError) as err:
+            raise DamagedStoreError(
+                f"run store {self.path}: variable {name!r} cannot be read ({type(err).__name__}: {err})"
+            ) from err
 
     # -- variables -----------------------------------------------------------------------------
     def ensure(

@@ -143,6 +143,16 @@ TRAIN_CASES: dict[str, tuple[list[str], Callable[[Path], None] | None, list[str]
         lambda out: (out / "checkpoint.safetensors").unlink(),
         ["no checkpoint file at", "checkpoint.safetensors"],
     ),
+    "resume into a garbage epoch chunk": (
+        RS,
+        lambda out: (out / "history.zarr" / "epoch" / "c" / "0").write_bytes(b"\x00" * 13),
+        ["run store", "history.zarr: variable 'epoch' cannot be read"],
+    ),
+    "resume into a store without a variable": (
+        RS,
+        lambda out: shutil.rmtree(out / "history.zarr" / "metric_loss"),
+        ["run store", "history.zarr cannot be continued", "metric_loss"],
+    ),
     "overwrite a folder that is no store": (["--epochs", "1", "--overwrite"], not_a_store, ["history.zarr is not a"]),
     "locked by a live process": (RS, locked_by_parent, ["another training (pid", LOCK_FILE]),
     "out is a file": (["--epochs", "1"], lambda out: (shutil.rmtree(out), out.write_text("x")), ["is a file"]),
