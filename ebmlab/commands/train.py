@@ -202,7 +202,7 @@ def history_callbacks(args: argparse.Namespace) -> list[Any]:
 
 
 def check_output(args: argparse.Namespace) -> None:
-    """Refuse to replace a run in OUT unless --overwrite, and --resume without a checkpoint."""
+    """Refuse --resume with --overwrite, an --out that is a file, and a run already in OUT without either flag."""
     out = Path(args.out)
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite exclude each other: continue the run in --out, or replace it")
