@@ -1,6 +1,8 @@
 """The ``ebmlab`` command line: one subcommand per module in ``ebmlab.commands``.
 
 Each module there defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Errors a user can act on (bad input, unreadable or damaged files, a refused output folder, an
+unreachable scheduler, a diverged run) are printed as one line ``ebmlab: error: …`` with exit code 2.
 """
 
 from __future__ import annotations
@@ -28,9 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(err: BaseException) -> str:
+    """An exception (and its notes) as one line: ``ebmlab: error: <message>``."""
+    text = " ".join([str(err) or type(err).__name__, *getattr(err, "__notes__", [])])
+    return "ebmlab: error: " + " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand; bad input, files and failed runs print one line ``ebmlab: error: …`` and return 2."""
     args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, TypeError, OSError, RuntimeError, LookupError) as err:
+        print(error_line(err), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

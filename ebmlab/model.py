@@ -38,6 +38,7 @@ from ._checks import (
     check_rows,
     check_width,
 )
+from ._model_file import check_spec, check_tensors
 from ._safetensors_io import read_safetensors, write_safetensors
 from .layers import Layer, OneHotLayer, layer_from_spec
 
@@ -503,15 +504,8 @@ class BoltzmannMachine(nn.Module):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> BoltzmannMachine:
         """Build an (untrained) model from ``spec()``."""
-        if not isinstance(spec, dict) or spec.get("format") != FORMAT:
-            raise ValueError(f"spec is not an ebmlab model description (format {FORMAT!r})")
-        if spec.get("version") != FORMAT_VERSION:
-            raise ValueError(f"model format version {spec.get('version')} is not supported")
-        model = cls([layer_from_spec(s) for s in spec["layers"]])
-        dtype = getattr(torch, spec.get("dtype", "float32"), None)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise ValueError(f"spec names an unknown dtype {spec.get('dtype')!r}")
-        return model.to(dtype)
+        dtype = check_spec(spec, "spec", FORMAT, FORMAT_VERSION)
+        return cls([layer_from_spec(s) for s in spec["layers"]]).to(dtype)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to ``path`` (safetensors with the JSON spec in its metadata), atomically."""
@@ -538,15 +532,9 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> B
     try:
         spec = json.loads(meta["ebmlab_spec"])
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} has a corrupted model description") from err
-    model = BoltzmannMachine.from_spec(spec)
-    expected = model.state_dict()
-    if set(tensors) != set(expected):
-        raise ValueError(
-            f"{path} does not match its description: tensors {sorted(tensors)} but the model needs {sorted(expected)}"
-        )
-    for k, t in tensors.items():
-        if t.shape != expected[k].shape:
-            raise ValueError(f"{path}: tensor {k} has shape {tuple(t.shape)}, expected {tuple(expected[k].shape)}")
+        raise ValueError(f"{path} has a corrupted model description ({err})") from err
+    dtype = check_spec(spec, f"{path}: the model description", FORMAT, FORMAT_VERSION)
+    model = BoltzmannMachine([layer_from_spec(s) for s in spec["layers"]]).to(dtype)
+    check_tensors(tensors, model.state_dict(), str(path))
     model.load_state_dict(tensors)
     return model if device is None else model.to(device)

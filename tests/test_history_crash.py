@@ -75,13 +75,14 @@ def test_sigkill_at_random_moments_leaves_every_finished_epoch_and_no_partial_on
     rng = random.Random(1234)
     paths = [tmp_path / f"kill{trial}.zarr" for trial in range(4)]
     children = [start(path, 100_000) for path in paths]  # started together: their imports overlap
+    firsts = []
     for child in children:
         assert json.loads(child.stdout.readline()) == {"ready": True}
-        json.loads(child.stdout.readline())  # the first epoch is done: the store exists
+        firsts.append(child.stdout.readline())  # the first epoch is done: the store exists
         time.sleep(rng.uniform(0.0, 0.6))
         child.send_signal(signal.SIGKILL)
-    for path, child in zip(paths, children):
-        out = child.communicate()[0]
+    for path, child, first in zip(paths, children, firsts):
+        out = first + child.communicate()[0]  # on a loaded machine the kill may come before a second epoch
         assert child.returncode == -signal.SIGKILL
         reports = {r["epoch"]: r for r in map(json.loads, out.splitlines()) if "epoch" in r}
         n = check_store(path, reports)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ebmlab import BernoulliLayer, BoltzmannMachine
-from ebmlab.history import Checkpoint, Recorder, load_checkpoint, open_run, save_checkpoint
+from ebmlab.history import Checkpoint, Recorder, load_checkpoint, open_run, resume, save_checkpoint
 from ebmlab.train import PCD, Trainer
 
 TIMING = ("wall_seconds", "samples_per_second")
@@ -41,7 +41,7 @@ def test_stopped_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_pa
     first = trainer(tmp_path / "split")
     first.fit(data(), 3)  # stopped after epoch 3 (off the snapshot cadence)
     del first
-    resumed = trainer(tmp_path / "split").resume(tmp_path / "split" / "ckpt")
+    resumed = resume(trainer(tmp_path / "split"), tmp_path / "split" / "ckpt")
     assert resumed.epoch == 3
     resumed.fit(data(), 6)
     for a, b in zip(whole.model.parameters(), resumed.model.parameters(), strict=True):

@@ -2,6 +2,9 @@
 
 ebmlab runs runs/            # every *.zarr run store below runs/, one line each
 ebmlab runs runs/ --metrics loss,val_reconstruction_error
+
+A damaged store is listed with status ``broken`` and its error printed below the table; the other
+runs are listed as usual.
 """
 
 from __future__ import annotations
@@ -27,24 +30,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def rows(directory: Path, metrics: list[str] | None) -> tuple[list[str], list[list[str]]]:
-    """The table: header and one row per run (run, status, epochs, dataset, method, layer sizes, metrics)."""
+def rows(directory: Path, metrics: list[str] | None) -> tuple[list[str], list[list[str]], list[str]]:
+    """The table: header, one row per run (run, status, epochs, dataset, method, layer sizes, metrics), and
+    one message per broken run (whose row has status ``broken``)."""
     from ebmlab.history import list_runs, open_run, run_parameters
 
     records: list[tuple[dict[str, Any], dict[str, float]]] = []
     names: list[str] = []
+    broken: list[str] = []
     for path in list_runs(directory):
-        ds = open_run(path)
-        info = run_parameters(ds.attrs)
-        info["run"] = str(path.relative_to(directory))
-        info["epochs"] = int(ds.epoch.values[-1]) if ds.sizes["epoch"] else 0
-        final = {}
-        for var in ds.data_vars:
-            name = ds[var].attrs.get("metric")
-            if name is not None and ds.sizes["epoch"]:
-                final[name] = float(ds[var].values[-1])
-                if name not in names:
-                    names.append(name)
+        run_name = str(path.relative_to(directory))
+        try:
+            ds = open_run(path)
+            info = run_parameters(ds.attrs)
+            info["epochs"] = int(ds.epoch.values[-1]) if ds.sizes["epoch"] else 0
+            final = {}
+            for var in ds.data_vars:
+                name = ds[var].attrs.get("metric")
+                if name is not None and ds.sizes["epoch"]:
+                    final[name] = float(ds[var].values[-1])
+                    if name not in names:
+                        names.append(name)
+        except (ValueError, OSError, KeyError, TypeError) as err:
+            info, final = {"status": "broken"}, {}
+            broken.append(f"broken: {run_name}: {' '.join(str(err).split())}")
+        info["run"] = run_name
         records.append((info, final))
     shown = metrics if metrics is not None else [n for n in names if n not in HIDDEN]
     header = ["run", "status", "epochs", "dataset", "method", "layer_sizes", *shown]
@@ -52,7 +62,7 @@ def rows(directory: Path, metrics: list[str] | None) -> tuple[list[str], list[li
         [str(info[k] if info.get(k) is not None else "") for k in header[:6]] + [_number(final.get(m)) for m in shown]
         for info, final in records
     ]
-    return header, table
+    return header, table, broken
 
 
 def _number(x: float | None) -> str:
@@ -68,12 +78,13 @@ def format_table(header: list[str], table: list[list[str]]) -> str:
 def run(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
-        print(f"ebmlab runs: error: {directory} is not a folder", file=sys.stderr)
-        return 2
+        raise ValueError(f"{directory} is not a folder")
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    header, table = rows(directory, metrics)
+    header, table, broken = rows(directory, metrics)
     if not table:
         print(f"no runs under {directory}")
         return 0
     print(format_table(header, table))
+    for line in broken:
+        print(line, file=sys.stderr)
     return 0

@@ -5,12 +5,13 @@
 
 writes ``OUT/model.safetensors``, the run history ``OUT/history.zarr`` and the checkpoint
 ``OUT/checkpoint.safetensors`` (``--resume`` continues from it), and prints the final epoch's metrics.
+An existing run in OUT is never replaced silently (``--overwrite`` replaces it), and one process at a
+time writes to OUT (the lock file ``OUT/.ebmlab.lock`` holds its pid).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ HELP = "train an RBM or deep Boltzmann machine on a dataset (CD, PCD, PT or TAP)
 MODEL_FILE = "model.safetensors"
 HISTORY_DIR = "history.zarr"
 CHECKPOINT_FILE = "checkpoint.safetensors"
+RUN_FILES = (MODEL_FILE, HISTORY_DIR, CHECKPOINT_FILE)
 SMALL_MODEL_WEIGHTS = 1_000_000
 
 
@@ -101,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint-every", type=int, default=5, help="epochs between checkpoints (one is always written at the end)"
     )
     out.add_argument("--resume", action="store_true", help=f"continue the run in OUT from OUT/{CHECKPOINT_FILE}")
+    out.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in OUT (without it, an existing run is refused)"
+    )
 
 
 @dataclass
@@ -198,25 +203,71 @@ def history_callbacks(args: argparse.Namespace) -> list[Any]:
     ]
 
 
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse --resume with --overwrite, an --out that is a file, and a run already in OUT without either flag."""
+    out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: continue the run in --out, or replace it")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not (args.resume or args.overwrite):
+        raise FileExistsError(
+            f"--out {out} already holds a run ({', '.join(found)}); pass --resume to continue it "
+            "or --overwrite to replace it"
+        )
+
+
+def clear_output(out: Path) -> None:
+    """Remove the run files in ``out`` (for --overwrite); a history folder that is no run store is refused."""
+    import shutil
+
+    from ebmlab.history.writer import is_store
+
+    history = out / HISTORY_DIR
+    if history.exists() and not is_store(history):
+        raise ValueError(f"--overwrite: {history} is not a run-history store; refusing to delete it")
+    if history.exists():
+        shutil.rmtree(history)
+    for name in (MODEL_FILE, CHECKPOINT_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ebmlab.data import DatasetNotFoundError
+    from ebmlab.history.lock import RunLock
 
+    out = Path(args.out)
+    check_output(args)
     threads = torch.get_num_threads()  # build() may lower it for a small model; restore for in-process callers
     try:
-        setup = build(args, history_callbacks(args))
-        if args.resume:
-            setup.trainer.resume(setup.out / CHECKPOINT_FILE)
-        began = time.perf_counter()
-        setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
-    except (ValueError, TypeError, DatasetNotFoundError, FileNotFoundError, FileExistsError) as err:
-        print(f"ebmlab train: error: {err}", file=sys.stderr)
-        return 2
+        with RunLock(out):
+            check_output(args)  # again under the lock: another process may have written OUT meanwhile
+            setup = build(args, history_callbacks(args))
+            if args.resume:
+                resume_from_checkpoint(setup, args)
+            if args.overwrite:  # only once every argument was accepted
+                clear_output(out)
+            began = time.perf_counter()
+            setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
+            path = setup.model.save(setup.out / MODEL_FILE)
     finally:
         torch.set_num_threads(threads)
-    path = setup.model.save(setup.out / MODEL_FILE)
     state = setup.trainer.state
     print(summary(setup.trainer.epoch, state.metrics if state else {}, time.perf_counter() - began))
     print(f"model saved to {path}")
     return 0
+
+
+def resume_from_checkpoint(setup: Setup, args: argparse.Namespace) -> None:
+    """Restore the trainer from OUT/checkpoint.safetensors; refuse --epochs below its epoch."""
+    from ebmlab.history import resume
+
+    path = setup.out / CHECKPOINT_FILE
+    resume(setup.trainer, path)
+    if args.epochs < setup.trainer.epoch:
+        raise ValueError(
+            f"--epochs {args.epochs} is below the epoch {setup.trainer.epoch} of the checkpoint {path}; "
+            f"pass --epochs {setup.trainer.epoch} or more to continue the run"
+        )

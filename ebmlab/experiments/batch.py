@@ -46,6 +46,7 @@ from .grid import Experiment, Point, load_experiment
 from .runner import read_status, run_point, write_json_atomic
 
 WAIT_FOR_WORKERS_SECONDS = 120.0
+CONNECT_SECONDS = 5.0  # a scheduler that does not answer within this is reported, not waited for
 
 
 @dataclass
@@ -112,7 +113,13 @@ def _connect(scheduler: Any, workers: int | None, n_points: int) -> tuple[Any, A
     elif isinstance(scheduler, str):
         if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
             raise ValueError(f"scheduler must be an address like 'tcp://host:8786', got {scheduler!r}")
-        client = Client(scheduler, timeout=WAIT_FOR_WORKERS_SECONDS)
+        try:
+            client = Client(scheduler, timeout=CONNECT_SECONDS)
+        except OSError as err:
+            raise OSError(
+                f"no Dask scheduler answers at {scheduler} (gave up after {CONNECT_SECONDS:g} s: {err}); "
+                "start one with 'dask scheduler', or leave out the scheduler for a local cluster"
+            ) from err
     elif hasattr(scheduler, "scheduler_address"):
         if workers:
             scheduler.scale(workers)

@@ -95,7 +95,13 @@ def load_experiment(config: Mapping[str, Any] | str | os.PathLike) -> Experiment
         if not path.is_file():
             raise ValueError(f"config must be an existing YAML file or a mapping, got path {str(path)!r}")
         with path.open() as f:
-            loaded = yaml.safe_load(f)
+            try:
+                loaded = yaml.safe_load(f)
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+                where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+                problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+                raise ValueError(f"{path}: malformed YAML at {where}: {problem}") from err
         if not isinstance(loaded, Mapping):
             raise ValueError(f"{path}: expected a YAML mapping with a 'template' key, got {type(loaded).__name__}")
         return _parse(loaded, path.resolve().parent)

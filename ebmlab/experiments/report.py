@@ -53,6 +53,18 @@ class RunInfo:
         return str(self.status.get("status", "not run"))
 
 
+def _experiment(path: Path) -> dict[str, Any]:
+    """The batch's ``experiment.json``; ``ValueError`` naming it when it is not a JSON object with valid points."""
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from err
+    points = config.get("points", []) if isinstance(config, dict) else None
+    if not isinstance(points, list) or not all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in points):
+        raise ValueError(f"{path} must be a JSON object whose 'points' is a list of objects with an 'id'")
+    return config
+
+
 def _points(run_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """(id, status) of every point, in experiment order; points never started get a ``not run`` status."""
     listed: list[tuple[str, dict[str, Any]]] = []
@@ -60,7 +72,7 @@ def _points(run_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     ids: list[str] = []
     planned: dict[str, dict[str, Any]] = {}
     if config.is_file():
-        for p in json.loads(config.read_text()).get("points", []):
+        for p in _experiment(config).get("points", []):
             ids.append(p["id"])
             planned[p["id"]] = p
     points_dir = run_dir / "points"
@@ -186,7 +198,7 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
     if not run_dir.is_dir():
         raise ValueError(f"run_dir must be a batch folder, got {str(run_dir)!r} (not a directory)")
     config_path = run_dir / "experiment.json"
-    title = json.loads(config_path.read_text()).get("name", run_dir.name) if config_path.is_file() else run_dir.name
+    title = _experiment(config_path).get("name", run_dir.name) if config_path.is_file() else run_dir.name
     runs = [RunInfo(pid, run_dir / "points" / pid, status) for pid, status in _points(run_dir)]
     if not runs:
         raise ValueError(f"{run_dir} holds no points (expected points/<id>/status.json)")

@@ -2,12 +2,15 @@
 
 A reader takes the counters ``epochs_done`` / ``snapshots_done`` and the variable list from one
 read of the group metadata, then slices every array to them, so it sees only finished epochs and
-snapshots even while the writer runs (or after it was killed).
+snapshots even while the writer runs (or after it was killed). A damaged store (a deleted, garbage
+or truncated chunk, a removed variable, an edited counter) raises ``DamagedStoreError`` naming the
+store and the variable, at ``open_run`` or, for arrays read lazily, when the values are read.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,6 +23,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from . import schema
+from .errors import DamagedStoreError
 from .writer import GROWING, is_store
 
 EAGER_BYTES = 1 << 20
@@ -29,17 +33,21 @@ PER_SNAPSHOT_COORDS = (schema.SNAPSHOT_EPOCH, schema.BIN_EDGES)
 class _Rows(BackendArray):
     """A zarr array seen through its first ``shape`` rows, read lazily on indexing."""
 
-    def __init__(self, array: zarr.Array, shape: tuple[int, ...]) -> None:
+    def __init__(self, array: zarr.Array, shape: tuple[int, ...], where: str) -> None:
         self.array = array
         self.shape = shape
         self.dtype = np.dtype(array.dtype)
+        self.where = where
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._get)
 
     def _get(self, key: tuple) -> np.ndarray:
         window = tuple(slice(0, n) for n in self.shape)
-        return np.asarray(self.array[window][key])
+        try:
+            return np.asarray(self.array[window][key])
+        except (OSError, ValueError, RuntimeError, TypeError) as err:
+            raise DamagedStoreError(f"{self.where} cannot be read: {type(err).__name__}: {err}") from err
 
 
 def open_run(path: str | os.PathLike) -> xr.Dataset:
@@ -57,21 +65,79 @@ def open_run(path: str | os.PathLike) -> xr.Dataset:
         raise ValueError(f"path {path} is not a run-history store (no zarr group with format {schema.FORMAT!r})")
     group = zarr.open_group(path, mode="r")
     attrs = dict(group.attrs)
-    done = {schema.EPOCH: int(attrs[schema.EPOCHS_DONE]), schema.SNAPSHOT: int(attrs[schema.SNAPSHOTS_DONE])}
+    done = _counters(path, attrs)
+    check_chunks = attrs.get(schema.ALL_CHUNKS) is True
     variables: dict[str, xr.Variable] = {}
     for name, dims in attrs[schema.VARIABLES].items():
-        array = zarr.open_array(path / name, mode="r")
-        shape = tuple(done[d] if d in GROWING else n for d, n in zip(dims, array.shape))
-        rows = _Rows(array, shape)
-        nbytes = int(np.prod(shape)) * rows.dtype.itemsize
-        data = rows[indexing.BasicIndexer((slice(None),) * len(shape))] if nbytes <= EAGER_BYTES else None
-        data = indexing.LazilyIndexedArray(rows) if data is None else data
-        variables[name] = xr.Variable(dims, data, attrs=dict(array.attrs))
+        variables[name] = _variable(path, name, dims, done, check_chunks)
     coords = {k: variables.pop(k) for k in schema.COORDINATES if k in variables}
     coords[schema.SNAPSHOT] = xr.Variable(schema.SNAPSHOT, np.arange(done[schema.SNAPSHOT]))
     if schema.EPOCH not in coords:
         coords[schema.EPOCH] = xr.Variable(schema.EPOCH, np.zeros(0, dtype=np.int64))
+    _check_counts(path, coords, done)
     return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def _counters(path: Path, attrs: dict[str, Any]) -> dict[str, int]:
+    """The finished-row counters and variable list of a store's attributes, validated."""
+    done = {}
+    for dim, key in ((schema.EPOCH, schema.EPOCHS_DONE), (schema.SNAPSHOT, schema.SNAPSHOTS_DONE)):
+        value = attrs.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DamagedStoreError(f"run store {path}: counter {key} must be a non-negative integer, got {value!r}")
+        done[dim] = value
+    variables = attrs.get(schema.VARIABLES)
+    if not isinstance(variables, dict) or not all(
+        isinstance(d, list) and d and d[0] in GROWING and all(isinstance(x, str) for x in d) for d in variables.values()
+    ):
+        raise DamagedStoreError(f"run store {path}: attribute {schema.VARIABLES!r} is not a map of names to dims")
+    return done
+
+
+def _variable(path: Path, name: str, dims: list[str], done: dict[str, int], check_chunks: bool) -> xr.Variable:
+    """Variable ``name`` sliced to the finished rows; ``DamagedStoreError`` naming it when it is damaged."""
+    where = f"run store {path}: variable {name!r}"
+    try:
+        array = zarr.open_array(path / name, mode="r")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DamagedStoreError(f"{where} is missing or unreadable ({type(err).__name__}: {err})") from err
+    if len(dims) != array.ndim:
+        raise DamagedStoreError(f"{where} has {array.ndim} dims, the store lists {dims}")
+    lead = dims[0]
+    if done[lead] > array.shape[0]:
+        raise DamagedStoreError(
+            f"{where} holds {array.shape[0]} rows along {lead!r}, fewer than the {done[lead]} the store's counter "
+            "claims (an edited counter?)"
+        )
+    shape = tuple(done[d] if d in GROWING else n for d, n in zip(dims, array.shape))
+    if check_chunks:
+        rows = array.chunks[0]
+        for i in range(math.ceil(done[lead] / rows)):
+            key = array.metadata.encode_chunk_key((i,) + (0,) * (array.ndim - 1))
+            if not (path / name / key).is_file():
+                raise DamagedStoreError(f"{where}: chunk {key} (rows {i * rows}..{(i + 1) * rows - 1}) is missing")
+    rows_ = _Rows(array, shape, where)
+    nbytes = int(np.prod(shape)) * rows_.dtype.itemsize
+    data = rows_[indexing.BasicIndexer((slice(None),) * len(shape))] if nbytes <= EAGER_BYTES else None
+    data = indexing.LazilyIndexedArray(rows_) if data is None else data
+    return xr.Variable(dims, data, attrs=dict(array.attrs))
+
+
+def _check_counts(path: Path, coords: dict[str, xr.Variable], done: dict[str, int]) -> None:
+    """Epoch numbers must rise from 1 and snapshot epochs must not fall: fill values mean unwritten rows."""
+    epochs = np.asarray(coords[schema.EPOCH].values)
+    if len(epochs) != done[schema.EPOCH] or (len(epochs) and (epochs[0] < 1 or (np.diff(epochs) <= 0).any())):
+        raise DamagedStoreError(
+            f"run store {path}: variable {schema.EPOCH!r} does not hold {done[schema.EPOCH]} rising epoch numbers "
+            f"(got {epochs[:8].tolist()}…); the counter {schema.EPOCHS_DONE} was edited or rows are missing"
+        )
+    if schema.SNAPSHOT_EPOCH in coords:
+        snaps = np.asarray(coords[schema.SNAPSHOT_EPOCH].values)
+        if len(snaps) and (snaps[0] < 0 or (np.diff(snaps) < 0).any()):
+            raise DamagedStoreError(
+                f"run store {path}: variable {schema.SNAPSHOT_EPOCH!r} holds unwritten rows "
+                f"(got {snaps[:8].tolist()}…); the counter {schema.SNAPSHOTS_DONE} was edited or rows are missing"
+            )
 
 
 def open_runs(paths: Iterable[str | os.PathLike]) -> xr.Dataset:

@@ -29,6 +29,7 @@ import torch
 
 from ..train.state import Callback
 from . import schema
+from .errors import StoreWriteError
 from .writer import StoreWriter, is_store
 
 TIMING_METRICS = ("wall_seconds", "samples_per_second")
@@ -91,6 +92,8 @@ class Recorder(Callback):
         self._last_snapshot = -1
         self._ready = False
         self._pending: list[tuple[str, int, np.ndarray]] = []
+        self._committed = (0, 0)
+        self._broken = False
 
     def config(self) -> dict[str, Any]:
         """The recorder's settings (stored in the ``recorder`` attribute)."""
@@ -108,6 +111,7 @@ class Recorder(Callback):
     def on_train_begin(self, state: Any) -> None:
         model = state.model
         self._ready = False
+        self._broken = False
         self._pending: list[tuple[str, int, np.ndarray]] = []
         self.writer = StoreWriter(self.path)
         epochs = int(getattr(state, "epochs", 0) or 0)
@@ -131,6 +135,13 @@ class Recorder(Callback):
     def on_epoch_end(self, state: Any) -> None:
         if not self._ready:
             raise RuntimeError("Recorder.on_epoch_end before a successful on_train_begin")
+        try:
+            self._epoch_end(state)
+        except StoreWriteError:
+            self._broken = True
+            raise
+
+    def _epoch_end(self, state: Any) -> None:
         wrote = False
         if state.epoch % self.every == 0:
             self._row(state)
@@ -142,10 +153,38 @@ class Recorder(Callback):
             self._commit()
 
     def on_train_end(self, state: Any) -> None:
-        """Record the last epoch and snapshot; status ``finished``, ``stopped`` or ``failed``."""
+        """Record the last epoch and snapshot; status ``finished``, ``stopped`` or ``failed``.
+
+        When the store could not be written, only the status ``failed`` is written (best effort, over
+        the rows committed before); a write failure here never hides the error ``fit`` is unwinding from.
+        """
         if not self._ready:
             return
         error = sys.exc_info()[1]  # fit is unwinding from this exception (e.g. TrainingDiverged)
+        if self._broken:
+            self._mark_failed(error)
+            return
+        try:
+            self._train_end(state, error)
+        except StoreWriteError as err:
+            self._broken = True
+            self._mark_failed(err if error is None else error)
+            if error is None:
+                raise
+
+    def _mark_failed(self, error: BaseException | None) -> None:
+        """Publish the rows committed before a failure with status ``failed``; notes on ``error`` if even that fails."""
+        self._pending = []
+        try:
+            self.writer.commit(
+                *self._committed,
+                **{schema.STATUS: schema.FAILED, schema.ERROR: f"{type(error).__name__}: {error}"},
+            )
+        except StoreWriteError as err:
+            if error is not None:
+                error.add_note(f"the run could not be marked failed in {self.path} either ({err})")
+
+    def _train_end(self, state: Any, error: BaseException | None) -> None:
         if self._last_epoch != state.epoch and state.epoch > 0:
             self._row(state)
         if self._last_snapshot != state.epoch:
@@ -253,6 +292,7 @@ class Recorder(Callback):
         w.write_many(self._pending)
         self._pending = []
         w.commit(w.done[schema.EPOCH], w.done[schema.SNAPSHOT], **attrs)
+        self._committed = (w.done[schema.EPOCH], w.done[schema.SNAPSHOT])
 
 
 # -- energies and histograms -------------------------------------------------------------------

@@ -55,6 +55,7 @@ SNAPSHOTS_DONE = "snapshots_done"
 VARIABLES = "variables"
 FORMAT_ATTR = "format"
 FORMAT_VERSION_ATTR = "format_version"
+ALL_CHUNKS = "all_chunks_written"  # True: every chunk of a committed row is on disk (a missing one is damage)
 JSON_ATTRS = (SPEC, METHOD, OPTIMIZER, SCHEDULER, TRAINER, VERSIONS, RECORDER, VARIABLES)
 
 # values of the status attribute: "running" while training (or after the process was killed)

@@ -5,16 +5,20 @@ written into its region first; only then does ``commit`` rewrite the group attri
 counts of finished rows (``epochs_done``, ``snapshots_done``) and the list of variables. Every
 file zarr writes is replaced atomically (temp file + rename), so a reader that takes the counters
 from one read of the group metadata and slices each array to them sees only finished rows, and a
-process killed at any moment leaves every committed row intact.
+process killed at any moment leaves every committed row intact. Every chunk is written, even one
+that holds only fill values, so a reader can tell a deleted chunk from an empty one; temporary
+``*.partial`` files left by a killed writer are removed when the store is reopened. A store that
+vanishes or cannot be written while training raises ``StoreWriteError`` naming it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,10 @@ import zarr
 from zarr.core.sync import sync
 
 from . import schema
+from .errors import DamagedStoreError, StoreWriteError
 
 GROWING = (schema.EPOCH, schema.SNAPSHOT)
+ARRAY_CONFIG = {"write_empty_chunks": True}
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -64,29 +70,41 @@ class StoreWriter:
             if not is_store(self.path):
                 raise ValueError(f"{self.path} exists and is not a run-history store; refusing to delete it")
             shutil.rmtree(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.group = zarr.create_group(
-            self.path,
-            zarr_format=3,
-            attributes={
-                **attrs,
-                schema.FORMAT_ATTR: schema.FORMAT,
-                schema.FORMAT_VERSION_ATTR: schema.FORMAT_VERSION,
-                schema.EPOCHS_DONE: 0,
-                schema.SNAPSHOTS_DONE: 0,
-                schema.VARIABLES: {},
-            },
-        )
+        with self._writing():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.group = zarr.create_group(
+                self.path,
+                zarr_format=3,
+                attributes={
+                    **attrs,
+                    schema.FORMAT_ATTR: schema.FORMAT,
+                    schema.FORMAT_VERSION_ATTR: schema.FORMAT_VERSION,
+                    schema.EPOCHS_DONE: 0,
+                    schema.SNAPSHOTS_DONE: 0,
+                    schema.VARIABLES: {},
+                    schema.ALL_CHUNKS: True,
+                },
+            )
 
     def open(self) -> dict[str, Any]:
         """Reopen an existing store for appending; returns its attributes."""
         if not is_store(self.path):
             raise ValueError(f"{self.path} is not a run-history store")
+        for partial in self.path.rglob("*.partial"):
+            partial.unlink(missing_ok=True)
         self.group = zarr.open_group(self.path, mode="r+")
         attrs = dict(self.group.attrs)
-        self.variables = {k: list(v) for k, v in attrs[schema.VARIABLES].items()}
-        self.arrays = {name: self.group[name] for name in self.variables}
-        self.done = {schema.EPOCH: int(attrs[schema.EPOCHS_DONE]), schema.SNAPSHOT: int(attrs[schema.SNAPSHOTS_DONE])}
+        try:
+            self.variables = {k: list(v) for k, v in attrs[schema.VARIABLES].items()}
+            self.arrays = {name: self.group[name].with_config(ARRAY_CONFIG) for name in self.variables}
+            self.done = {
+                schema.EPOCH: int(attrs[schema.EPOCHS_DONE]),
+                schema.SNAPSHOT: int(attrs[schema.SNAPSHOTS_DONE]),
+            }
+        except (KeyError, TypeError, ValueError, AttributeError, OSError) as err:
+            raise DamagedStoreError(
+                f"run store {self.path} cannot be continued: its metadata is damaged ({type(err).__name__}: {err})"
+            ) from err
         return attrs
 
     def read(self, name: str) -> np.ndarray:
@@ -95,7 +113,12 @@ class StoreWriter:
             return np.zeros(0)
         arr = self.arrays[name]
         dims = self.variables[name]
-        return arr[tuple(slice(0, self.done[d]) if d in GROWING else slice(None) for d in dims)]
+        try:
+            return arr[tuple(slice(0, self.done[d]) if d in GROWING else slice(None) for d in dims)]
+        except (OSError, ValueError, RuntimeError, TypeError) as err:
+            raise DamagedStoreError(
+                f"run store {self.path}: variable {name!r} cannot be read ({type(err).__name__}: {err})"
+            ) from err
 
     # -- variables -----------------------------------------------------------------------------
     def ensure(
@@ -121,16 +144,19 @@ class StoreWriter:
         chunk = self.chunks[lead]
         rows = _round_up(max(self.done[lead] + 1, self.capacity[lead]), self._growth(lead))
         kwargs: dict[str, Any] = {} if compress else {"compressors": None}
-        arr = self.group.create_array(
-            name,
-            shape=(rows, *shape),
-            chunks=(chunk, *shape),
-            dtype=dtype,
-            fill_value=fill_value,
-            dimension_names=dims,
-            attributes=dict(attrs or {}),
-            **kwargs,
-        )
+        self._check_present()
+        with self._writing():
+            arr = self.group.create_array(
+                name,
+                shape=(rows, *shape),
+                chunks=(chunk, *shape),
+                dtype=dtype,
+                fill_value=fill_value,
+                dimension_names=dims,
+                attributes=dict(attrs or {}),
+                config=ARRAY_CONFIG,
+                **kwargs,
+            )
         self.arrays[name] = arr
         self.variables[name] = dims
         return arr
@@ -148,6 +174,11 @@ class StoreWriter:
         Rows for the same array are merged into contiguous runs and written one run after
         another (concurrent writes into one chunk would race).
         """
+        self._check_present()
+        with self._writing():
+            self._write_many(items)
+
+    def _write_many(self, items: Sequence[tuple[str, int, np.ndarray]]) -> None:
         runs: dict[str, list[tuple[int, np.ndarray]]] = {}
         for name, start, values in sorted(items, key=lambda item: (item[0], item[1])):
             arr = self.arrays[name]
@@ -176,20 +207,44 @@ class StoreWriter:
                 arr = self.arrays[name]
                 stop_ = min(stop, arr.shape[0])
                 if start < stop_:
-                    arr[start:stop_] = arr.fill_value
+                    with self._writing():
+                        arr[start:stop_] = arr.fill_value
 
     # -- committing ----------------------------------------------------------------------------
     def commit(self, epochs: int, snapshots: int, **attrs: Any) -> None:
         """Publish ``epochs`` finished epochs and ``snapshots`` snapshots (and ``attrs``): the last write."""
         self.done = {schema.EPOCH: int(epochs), schema.SNAPSHOT: int(snapshots)}
-        self.group.update_attributes(  # one atomic rewrite of the group's zarr.json
-            {
-                **attrs,
-                schema.VARIABLES: self.variables,
-                schema.EPOCHS_DONE: self.done[schema.EPOCH],
-                schema.SNAPSHOTS_DONE: self.done[schema.SNAPSHOT],
-            }
-        )
+        self._check_present()
+        with self._writing():
+            self.group.update_attributes(  # one atomic rewrite of the group's zarr.json
+                {
+                    **attrs,
+                    schema.VARIABLES: self.variables,
+                    schema.EPOCHS_DONE: self.done[schema.EPOCH],
+                    schema.SNAPSHOTS_DONE: self.done[schema.SNAPSHOT],
+                }
+            )
+
+    # -- failures ------------------------------------------------------------------------------
+    def _check_present(self) -> None:
+        """Raise ``StoreWriteError`` when the store or one of its arrays was removed behind the writer's back
+        (zarr would silently recreate the folders and leave a store without metadata)."""
+        needed = [self.path / "zarr.json", *(self.path / name / "zarr.json" for name in self.arrays)]
+        gone = next((p for p in needed if not p.is_file()), None)
+        if gone is not None:
+            raise StoreWriteError(
+                f"the run history store {self.path} was deleted or damaged while it was written ({gone} is gone)"
+            )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn any OSError of a write (read-only or full folder, vanished store) into ``StoreWriteError``."""
+        try:
+            yield
+        except StoreWriteError:
+            raise
+        except OSError as err:
+            raise StoreWriteError(f"cannot write the run history store {self.path}: {err}") from err
 
 
 def _round_up(n: int, step: int) -> int:

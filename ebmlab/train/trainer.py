@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -233,18 +232,14 @@ class Trainer:
         """Block the training loop before its next batch until ``resume()`` or ``stop()``."""
         self._unpaused.clear()
 
-    def resume(self, path: str | os.PathLike | None = None) -> Trainer:
-        """Let a paused loop continue; with ``path``, restore the checkpoint there instead.
+    def resume(self) -> Trainer:
+        """Let a paused loop continue; returns the trainer.
 
-        ``path`` names a file written by ``ebmlab.history.Checkpoint``; the next ``fit`` continues
-        from its epoch, bit-identically on CPU. Returns the trainer.
+        To continue from a checkpoint file use ``ebmlab.history.resume(trainer, path)`` (the training
+        floor does not import the history floor).
         """
-        if path is None:
-            self._unpaused.set()
-            return self
-        from ..history.checkpoint import resume
-
-        return resume(self, path)
+        self._unpaused.set()
+        return self
 
     def stop(self) -> None:
         """End the running ``fit`` before its next batch (the unfinished epoch is not counted)."""
