@@ -47,6 +47,7 @@ TRAINER = "trainer"
 SEED = "seed"
 DATASET = "dataset"
 IMAGE_SHAPE = "image_shape"
+NORMALIZATION = "normalization"
 VERSIONS = "versions"
 RECORDER = "recorder"
 STATUS = "status"
@@ -55,7 +56,7 @@ SNAPSHOTS_DONE = "snapshots_done"
 VARIABLES = "variables"
 FORMAT_ATTR = "format"
 FORMAT_VERSION_ATTR = "format_version"
-JSON_ATTRS = (SPEC, METHOD, OPTIMIZER, SCHEDULER, TRAINER, VERSIONS, RECORDER, VARIABLES)
+JSON_ATTRS = (SPEC, METHOD, OPTIMIZER, SCHEDULER, TRAINER, VERSIONS, RECORDER, VARIABLES, NORMALIZATION)
 
 # values of the status attribute: "running" while training (or after the process was killed)
 RUNNING = "running"
