@@ -24,10 +24,16 @@ current states (conditional). A step preconditioned by D = σ²/β is
 (the unadjusted Langevin algorithm, biased by O(α)); with ``mh=True`` (MALA) y is accepted with
 probability min(1, π(y) q(x | y) / (π(x) q(y | x))), q(y | x) = N(y; x + α D ∇log π(x), 2α D),
 which makes π exactly invariant. Units clamped by a mask never move.
+
+``target_acceptance`` (with ``mh``) adapts α after every step by Robbins–Monro on log α,
+log α += 0.05 (acceptance of the step − target), α ≤ 1 (0.574 is optimal for MALA in high
+dimension, Roberts & Rosenthal 1998). An adapting chain is not exactly invariant: use it during
+training or burn-in, then ``freeze()`` (or pass None) for exact sampling.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
     from .model import BoltzmannMachine, States
 
 Clamp = Sequence[torch.Tensor | None] | None
+ADAPT_RATE = 0.05
 
 
 class Sampler(ABC):
@@ -98,7 +105,14 @@ class GibbsLangevin(Sampler):
 
     name = "gibbs_langevin"
 
-    def __init__(self, step_size: float = 0.1, steps: int = 1, mh: bool = True, target: str = "marginal") -> None:
+    def __init__(
+        self,
+        step_size: float = 0.1,
+        steps: int = 1,
+        mh: bool = True,
+        target: str = "marginal",
+        target_acceptance: float | None = None,
+    ) -> None:
         if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not 0 < step_size <= 1:
             raise ValueError(f"step_size must be a number in (0, 1], got {step_size!r}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -107,7 +121,12 @@ class GibbsLangevin(Sampler):
             raise TypeError(f"mh must be True or False, got {mh!r}")
         if target not in ("marginal", "conditional"):
             raise ValueError(f"target must be 'marginal' or 'conditional', got {target!r}")
+        if target_acceptance is not None and not (
+            mh and isinstance(target_acceptance, (int, float)) and 0 < target_acceptance < 1
+        ):
+            raise ValueError(f"target_acceptance must be None or in (0, 1) with mh=True, got {target_acceptance!r}")
         self.step_size, self.steps, self.mh, self.target = float(step_size), steps, mh, target
+        self.target_acceptance = None if target_acceptance is None else float(target_acceptance)
         self.accepted = 0.0
         self.proposed = 0
 
@@ -116,8 +135,15 @@ class GibbsLangevin(Sampler):
         """Fraction of accepted Metropolis–Hastings proposals so far (NaN before any, or without MH)."""
         return self.accepted / self.proposed if self.proposed else float("nan")
 
+    def freeze(self) -> GibbsLangevin:
+        """Stop adapting the step size (the chain is then exactly invariant); returns self."""
+        self.target_acceptance = None
+        return self
+
     def metrics(self) -> dict[str, float]:
-        return {"langevin_acceptance": self.acceptance} if self.proposed else {}
+        if not self.proposed:
+            return {}
+        return {"langevin_acceptance": self.acceptance, "langevin_step_size": self.step_size}
 
     def config(self) -> dict[str, Any]:
         return {
@@ -126,6 +152,7 @@ class GibbsLangevin(Sampler):
             "steps": self.steps,
             "mh": self.mh,
             "target": self.target,
+            "target_acceptance": self.target_acceptance,
         }
 
     def sweep(
@@ -208,6 +235,9 @@ class GibbsLangevin(Sampler):
         accept = torch.log(u) < log_ratio
         self.accepted += float(accept.sum())
         self.proposed += accept.numel()
+        if self.target_acceptance is not None:
+            rate = float(log_ratio.clamp(max=0).exp().mean())
+            self.step_size = min(1.0, self.step_size * math.exp(ADAPT_RATE * (rate - self.target_acceptance)))
         return torch.where(accept.unsqueeze(-1), y, x)
 
 
