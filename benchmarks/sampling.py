@@ -19,6 +19,11 @@ Scores, printed beside the same scores of real test images (t10k):
 - Fréchet distance between Gaussians fitted to PCA-50 features (PCA fitted on the training rows)
   of the samples and of the test images; the real reference is as many training rows as samples.
 
+For ``grbm`` it also prints the test log-likelihood in nats per image on the normalized data:
+exact (``ebmlab.evaluate.exact``) when the model has at most 20 hidden units, otherwise forward AIS
+(``--ll-chains`` chains, ``--ll-schedule``; tends to overestimate) beside RAISE on ``--ll-rows``
+test rows (conservative), the bracket of ``ebmlab.evaluate.estimate_log_likelihood``.
+
 Recipes (chosen by measurement, see README "Sample quality"):
 
 - ``grbm``: GaussianLayer(784, var_min=0.01, log-variance learning rate ×0.1) × 256 Bernoulli on
@@ -47,6 +52,7 @@ from quality import Budget
 
 from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer
 from ebmlab.data import load
+from ebmlab.evaluate import estimate_log_likelihood, mean_log_likelihood
 from ebmlab.evaluate.sample_metrics import frechet_distance
 from ebmlab.samplers import Gibbs, GibbsLangevin, Sampler
 from ebmlab.train import CD, PCD, PT, Trainer
@@ -121,6 +127,26 @@ def draw(model: BoltzmannMachine, data: Any, sampler: Sampler, args: argparse.Na
     return data.denormalize(mean).clamp(0, 1).numpy().astype(np.float32)
 
 
+def log_likelihood(model: BoltzmannMachine, train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Test log-likelihood (nats per image, normalized units): exact for ≤ 20 hidden units, else AIS/RAISE."""
+    x = test.normalize(**train.normalization).data
+    start = time.perf_counter()
+    if model.sizes[1] <= 20:
+        return {"test_ll_exact": float(mean_log_likelihood(model, x)), "ll_seconds": time.perf_counter() - start}
+    est = estimate_log_likelihood(
+        model, x, data=train.data, chains=args.ll_chains, betas=args.ll_schedule, reverse_rows=args.ll_rows,
+        reverse_chains=2, seed=args.seed, progress=False,
+    )
+    return {
+        "test_ll_ais": est.forward,
+        "test_ll_ais_log_z_stderr": est.log_z_forward.stderr,
+        "test_ll_raise": est.reverse,
+        "test_ll_raise_stderr": est.raise_result.stderr,
+        "ll_schedule": args.ll_schedule,
+        "ll_seconds": time.perf_counter() - start,
+    }
+
+
 # -- scores ------------------------------------------------------------------------------------
 class Judge:
     """Classifier and PCA-50 fitted on the real training rows (pixel scale)."""
@@ -173,6 +199,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--step-size", type=float, default=0.1, help="initial Gibbs–Langevin step size (grbm; adapted)")
     p.add_argument("--var-min", type=float, default=0.01, help="variance floor of the Gaussian units (grbm)")
     p.add_argument("--log-var-lr-scale", type=float, default=0.1, help="log-variance learning-rate scale (grbm)")
+    p.add_argument("--ll-chains", type=int, default=100, help="forward AIS chains (grbm log-likelihood)")
+    p.add_argument("--ll-schedule", default="fast", help="AIS/RAISE schedule preset: sm2008, moderate, fast")
+    p.add_argument("--ll-rows", type=int, default=100, help="test rows scored by RAISE")
+    p.add_argument("--no-ll", action="store_true", help="skip the grbm log-likelihood")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
@@ -200,6 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
     info["sample_seconds"] = time.perf_counter() - start
     np.save(args.out / "samples.npy", samples)
     grid_png(samples, args.out / "samples.png")
+    if grbm and not args.no_ll:
+        info.update(log_likelihood(model, data, test, args))
 
     x_train, y_train = train.data.numpy(), train.labels.numpy()
     x_test = test.data.numpy()
@@ -226,6 +258,14 @@ def main(argv: list[str] | None = None) -> dict:
     for name, s in (("samples", model_scores), ("real test", real_scores)):
         print(f"| {name} | {s['confidence']:.3f} | {s['class_entropy']:.3f} | {s['frechet_pca50']:.2f} |")
     print(f"Fréchet ratio samples / real: {result['frechet_ratio']:.2f}")
+    if "test_ll_exact" in info:
+        print(f"test log-likelihood (exact): {info['test_ll_exact']:.1f} nats per image (normalized data)")
+    elif "test_ll_ais" in info:
+        print(
+            f"test log-likelihood: AIS {info['test_ll_ais']:.1f} (log Z s.e. {info['test_ll_ais_log_z_stderr']:.2f}), "
+            f"RAISE {info['test_ll_raise']:.1f} ± {info['test_ll_raise_stderr']:.1f} nats per image "
+            f"(normalized data, {args.ll_schedule} schedule, {info['ll_seconds']:.0f} s)"
+        )
     return result
 
 
