@@ -11,7 +11,8 @@ distribution; never reconstructions of data) and runs them ``--sweeps`` sweeps. 
 
 - ``DIR/samples.npy``: (samples, 784) float32 in pixel scale (0 = black … 1 = white): the
   mean-field image E[v | h] of the last sweep (GRBM: denormalized and clipped to [0, 1]);
-- ``DIR/samples.png``: a 10 × 10 grid of the first 100; ``DIR/scores.json``: the numbers below.
+- ``DIR/samples.png``: a 10 × 10 grid of the first 100; ``DIR/scores.json``: the numbers below;
+  ``DIR/model.safetensors``: the trained model (``ebmlab.load``).
 
 Scores, printed beside the same scores of real test images (t10k):
 
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
     train = load("mnist", "train5k", data_dir=args.data_dir, download=False)
     test = load("mnist", "t10k", data_dir=args.data_dir, download=False)
     model, data, sampler, info = train_model(args, train)
+    model.save(args.out / "model.safetensors")
     start = time.perf_counter()
     samples = draw(model, data, sampler, args)
     info["sample_seconds"] = time.perf_counter() - start
