@@ -56,7 +56,7 @@ SNAPSHOTS_DONE = "snapshots_done"
 VARIABLES = "variables"
 FORMAT_ATTR = "format"
 FORMAT_VERSION_ATTR = "format_version"
-JSON_ATTRS = (SPEC, METHOD, OPTIMIZER, SCHEDULER, TRAINER, VERSIONS, RECORDER, VARIABLES, NORMALIZATION)
+JSON_ATTRS = (SPEC, METHOD, OPTIMIZER, SCHEDULER, TRAINER, VERSIONS, RECORDER, VARIABLES)
 
 # values of the status attribute: "running" while training (or after the process was killed)
 RUNNING = "running"
