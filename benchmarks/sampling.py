@@ -84,7 +84,9 @@ class CpuBudget(Budget):
 
 def grbm_setup(train: Any, args: argparse.Namespace) -> tuple[BoltzmannMachine, Any, Sampler, Any]:
     data = train.normalize(MNIST_MEAN, MNIST_STD)
-    visible = GaussianLayer(784, var_min=args.var_min, log_var_lr_scale=args.log_var_lr_scale)
+    visible = GaussianLayer(
+        784, var_min=args.var_min, learn_var=not args.fixed_var, log_var_lr_scale=args.log_var_lr_scale
+    )
     model = BoltzmannMachine([visible, BernoulliLayer(args.hidden)], seed=args.seed)
     model.initialize(data.data, method="hinton", seed=args.seed)
     sampler = GibbsLangevin(step_size=args.step_size, steps=1, mh=True, target_acceptance=0.574)
@@ -216,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lr-floor", type=float, default=0.05, help="final learning rate as a fraction of --lr")
     p.add_argument("--step-size", type=float, default=0.1, help="initial Gibbs–Langevin step size (grbm; adapted)")
     p.add_argument("--var-min", type=float, default=0.01, help="variance floor of the Gaussian units (grbm)")
+    p.add_argument("--fixed-var", action="store_true", help="grbm: fix σ² = 1 (learn_var=False)")
     p.add_argument("--log-var-lr-scale", type=float, default=0.1, help="log-variance learning-rate scale (grbm)")
     p.add_argument("--ll-chains", type=int, default=100, help="forward AIS chains (grbm log-likelihood)")
     p.add_argument("--ll-schedule", default="fast", help="AIS/RAISE schedule preset: sm2008, moderate, fast")
