@@ -29,7 +29,7 @@ test rows (conservative), the bracket of ``ebmlab.evaluate.estimate_log_likeliho
 
 Recipes (chosen by measurement, see README "Sample quality"):
 
-- ``grbm``: GaussianLayer(784, var_min=0.01, log-variance learning rate ×0.1) × 256 Bernoulli on
+- ``grbm``: GaussianLayer(784, var_min=0.2, log-variance learning rate ×0.1) × 256 Bernoulli on
   data normalized by one global mean and std (MNIST 0.1307 / 0.3081, Liao et al. 2022), trained by
   CD from noise with ``--k`` Gibbs–Langevin sweeps (MALA); samples with the same sampler.
 - ``rbm``: 784 × 500 Bernoulli, trained with ``--method`` (``pcd``: PCD-``k`` with persistent chains,
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: grbm 3e-3, rbm 1e-3)")
     p.add_argument("--lr-floor", type=float, default=0.05, help="final learning rate as a fraction of --lr")
     p.add_argument("--step-size", type=float, default=0.1, help="initial Gibbs–Langevin step size (grbm; adapted)")
-    p.add_argument("--var-min", type=float, default=0.01, help="variance floor of the Gaussian units (grbm)")
+    p.add_argument("--var-min", type=float, default=0.2, help="variance floor of the Gaussian units (grbm)")
     p.add_argument("--fixed-var", action="store_true", help="grbm: fix σ² = 1 (learn_var=False)")
     p.add_argument("--log-var-lr-scale", type=float, default=0.1, help="log-variance learning-rate scale (grbm)")
     p.add_argument("--ll-chains", type=int, default=100, help="forward AIS chains (grbm log-likelihood)")
