@@ -41,6 +41,7 @@ from ._checks import (
 from ._model_file import check_spec, check_tensors
 from ._safetensors_io import read_safetensors, write_safetensors
 from .layers import Layer, OneHotLayer, layer_from_spec
+from .samplers import Sampler, get_sampler
 
 States = list[torch.Tensor]
 FORMAT = "ebmlab.BoltzmannMachine"
@@ -307,20 +308,23 @@ class BoltzmannMachine(nn.Module):
         init: Sequence[Any] | None = None,
         seed: int | None = None,
         progress: bool = False,
+        sampler: Sampler | None = None,
     ) -> States:
-        """Fantasy particles: ``n`` chains run ``steps`` Gibbs sweeps; returns every layer's state.
+        """Fantasy particles: ``n`` chains run ``steps`` sweeps; returns every layer's state.
 
         ``samples[0]`` is the visible layer. Chains start from ``init`` or from the layer biases.
+        ``sampler``: ``ebmlab.samplers.Gibbs()`` (default) or ``GibbsLangevin(...)`` for Gaussian units.
         """
         n = check_positive_int(n, "n")
         steps = check_positive_int(steps, "steps", minimum=0)
         itemsize = self.weights[0].element_size()
         check_allocation(2 * n * sum(self.sizes) * itemsize, "n", f"{n} chains of {sum(self.sizes)} units", self.device)
+        sampler = get_sampler(sampler)
         g = self.generator(seed)
         states = self.random_states(n, g) if init is None else self._states(init, "init", check=range(self.depth))
         b = check_beta(beta, states[0].shape[0], self.dtype, self.device)
         for _ in tqdm(range(steps), desc="sampling", disable=not progress, leave=False):
-            states = self._gibbs(states, b, None, g)
+            states = sampler.sweep(self, states, b, None, g)
         return states
 
     @torch.no_grad()
@@ -331,12 +335,13 @@ class BoltzmannMachine(nn.Module):
         steps: int = 100,
         beta: Any = 1.0,
         seed: int | None = None,
+        sampler: Sampler | None = None,
     ) -> torch.Tensor:
         """Visible samples from p(v_free | v_fixed): units where ``mask`` is True stay as in ``v``.
 
-        Entries of ``v`` where the mask is False are ignored (they may be NaN).
+        Entries of ``v`` where the mask is False are ignored (they may be NaN). ``sampler`` as in ``sample``.
         """
-        return self._clamped_chain(v, mask, steps, 0, beta, seed, average=False)
+        return self._clamped_chain(v, mask, steps, 0, beta, seed, average=False, sampler=sampler)
 
     @torch.no_grad()
     def impute(
@@ -363,8 +368,17 @@ class BoltzmannMachine(nn.Module):
         return self._clamped_chain(v, mask, steps, burn_in, 1.0, seed, average=method == "mean")
 
     def _clamped_chain(
-        self, v: Any, mask: Any, steps: int, burn_in: int, beta: Any, seed: int | None, average: bool
+        self,
+        v: Any,
+        mask: Any,
+        steps: int,
+        burn_in: int,
+        beta: Any,
+        seed: int | None,
+        average: bool,
+        sampler: Sampler | None = None,
     ) -> torch.Tensor:
+        sampler = get_sampler(sampler)
         steps = check_positive_int(steps, "steps", minimum=1)
         burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
         t = self._tensor(v, "v", allow_nan=True)
@@ -378,12 +392,12 @@ class BoltzmannMachine(nn.Module):
         b = check_beta(beta, rows, self.dtype, self.device)
         clamp = [m] + [None] * (self.depth - 1)
         for _ in range(burn_in if average else burn_in + steps):
-            states = self._gibbs(states, b, clamp, g)
+            states = sampler.sweep(self, states, b, clamp, g)
         if not average:
             return states[0]
         total = torch.zeros_like(t)
         for _ in range(steps):
-            states = self._gibbs(states, b, clamp, g)
+            states = sampler.sweep(self, states, b, clamp, g)
             total += self.layers[0].mean(self._field(states, 0), b)
         return torch.where(m, states[0], total / steps)
 

@@ -15,6 +15,7 @@ from .batching import batches
 from .dataset import Dataset, as_dataset
 from .fetch import DatasetNotFoundError, download
 from .idx import read_idx
+from .normalization import denormalize
 from .registry import DATASET_NAMES, load
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "bars_and_stripes_log_prob",
     "bars_and_stripes_patterns",
     "batches",
+    "denormalize",
     "download",
     "load",
     "read_idx",

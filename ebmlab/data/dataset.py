@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .._checks import check_device
+from . import normalization as _norm
 from . import transforms
 from ._validate import check_finite, check_int, seeded_generator, to_tensor
 from .batching import batches
@@ -25,13 +26,15 @@ class Dataset:
     """Rows of visible-unit values: ``data`` is a finite floating tensor of shape (rows, units).
 
     ``labels`` are optional int64 class labels of shape (rows,); ``image_shape`` (e.g. (28, 28))
-    says how a row reshapes into an image, so its product must equal ``units``.
+    says how a row reshapes into an image, so its product must equal ``units``. ``normalization``
+    records ``normalize``/``standardize`` ({"mean", "std", "per_feature"}; None for raw data).
     """
 
     data: torch.Tensor
     labels: torch.Tensor | None = None
     image_shape: tuple[int, ...] | None = None
     name: str = "dataset"
+    normalization: dict | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, torch.Tensor):
@@ -112,6 +115,24 @@ class Dataset:
         return dataclasses.replace(
             self, data=transforms.stochastic_binarize(self.data, seed=seed)
         )
+
+    def normalize(self, mean: object = None, std: object = None, per_feature: bool = False) -> Dataset:
+        """(x − m) / s with one global m, s (default) or one per column; recorded in ``normalization``.
+
+        m and s are computed from these rows when not given (give the training set's to normalize
+        test data alike, e.g. ``test.normalize(**train.normalization)``); ``denormalize`` inverts it.
+        """
+        m, s = _norm.statistics(self.data, mean, std, per_feature)
+        rec = _norm.compose(_norm.record(m, s, per_feature), self.normalization)
+        return dataclasses.replace(self, data=(self.data - m) / s, normalization=rec)
+
+    def standardize(self, mean: object = None, std: object = None) -> Dataset:
+        """Per-column z-scores: ``normalize(mean, std, per_feature=True)``."""
+        return self.normalize(mean, std, per_feature=True)
+
+    def denormalize(self, x: object) -> torch.Tensor:
+        """Map rows in this dataset's (normalized) units back to the raw units: x · s + m."""
+        return _norm.denormalize(x, self.normalization)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Shuffle rows (seeded) and split them: ``round(fraction * rows)`` rows, then the rest."""

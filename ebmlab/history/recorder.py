@@ -349,6 +349,7 @@ def run_attrs(state: Any, recorder: Mapping[str, Any]) -> dict[str, Any]:
         schema.SEED: getattr(trainer, "seed", None),
         schema.DATASET: getattr(data, "name", type(data).__name__),
         schema.IMAGE_SHAPE: getattr(data, "image_shape", None),
+        schema.NORMALIZATION: getattr(data, "normalization", None),
         schema.VERSIONS: versions(),
         schema.RECORDER: dict(recorder),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

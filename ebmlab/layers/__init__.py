@@ -23,6 +23,9 @@ def layer_from_spec(spec: dict[str, Any]) -> Layer:
         raise ValueError(f"unknown layer type {kind!r}; expected one of {sorted(LAYER_TYPES)}")
     if kind == "onehot":
         return OneHotLayer(int(spec["sites"]), int(spec["states"]), name=spec.get("name"))
+    if kind == "gaussian":
+        options = {k: spec[k] for k in ("var_min", "var_max", "learn_var", "log_var_lr_scale") if k in spec}
+        return GaussianLayer(int(spec["n"]), name=spec.get("name"), **options)
     return LAYER_TYPES[kind](int(spec["n"]), name=spec.get("name"))
 
 

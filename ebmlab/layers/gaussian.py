@@ -3,11 +3,18 @@
 H(x) = Σ_j (x_j − μ_j)² / (2σ_j²),   r(x) = x / σ²,
 p(x | f) = N(μ + f, σ²/β),
 log Z(f, β) = Σ_j [β((μ_j + f_j)² − μ_j²) / (2σ_j²) + ½ log(2πσ_j²/β)].
+
+Options that keep the variance well behaved on real images (Liao et al. 2022): ``var_min`` /
+``var_max`` bound σ² (``var`` clamps log σ² into [log var_min, log var_max], and ``project_()``,
+called by the Trainer after every optimizer step, moves the parameter back inside), ``learn_var=False``
+fixes σ² at its initial value (``log_var`` then has ``requires_grad=False``), and ``log_var_lr_scale``
+multiplies the learning rate of ``log_var`` (the Trainer puts it in its own parameter group).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,17 +28,76 @@ class GaussianLayer(Layer):
 
     kind = "gaussian"
 
-    def __init__(self, n: int, name: str | None = None, loc: float = 0.0, var: float = 1.0) -> None:
+    def __init__(
+        self,
+        n: int,
+        name: str | None = None,
+        loc: float = 0.0,
+        var: float = 1.0,
+        var_min: float | None = None,
+        var_max: float | None = None,
+        learn_var: bool = True,
+        log_var_lr_scale: float = 1.0,
+    ) -> None:
         super().__init__(n, name)
         loc = check_real(loc, "loc")
-        if isinstance(var, bool) or not (isinstance(var, (int, float)) and math.isfinite(var) and var > 0):
+        if not _positive(var):
             raise ValueError(f"var must be a positive finite variance, got {var!r}")
+        for arg, value in (("var_min", var_min), ("var_max", var_max)):
+            if value is not None and not _positive(value):
+                raise ValueError(f"{arg} must be None or a positive finite variance, got {value!r}")
+        if var_min is not None and var_max is not None and var_min > var_max:
+            raise ValueError(f"var_min ({var_min}) must not exceed var_max ({var_max})")
+        if not isinstance(learn_var, bool):
+            raise TypeError(f"learn_var must be True or False, got {learn_var!r}")
+        if not _positive(log_var_lr_scale):
+            raise ValueError(f"log_var_lr_scale must be a positive finite number, got {log_var_lr_scale!r}")
+        self.var_min = None if var_min is None else float(var_min)
+        self.var_max = None if var_max is None else float(var_max)
+        self.learn_var = learn_var
+        self.log_var_lr_scale = float(log_var_lr_scale)
         self.loc = nn.Parameter(torch.full((n,), float(loc)))
-        self.log_var = nn.Parameter(torch.full((n,), math.log(var)))
+        self.log_var = nn.Parameter(torch.full((n,), math.log(var)), requires_grad=learn_var)
+        with torch.no_grad():
+            self.project_()
+
+    @property
+    def _log_bounds(self) -> tuple[float | None, float | None]:
+        lo = None if self.var_min is None else math.log(self.var_min)
+        hi = None if self.var_max is None else math.log(self.var_max)
+        return lo, hi
 
     @property
     def var(self) -> torch.Tensor:
-        return self.log_var.exp()
+        """σ² = exp(clamp(log_var, log var_min, log var_max))."""
+        lo, hi = self._log_bounds
+        if lo is None and hi is None:
+            return self.log_var.exp()
+        return self.log_var.clamp(lo, hi).exp()
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Move ``log_var`` into [log var_min, log var_max] in place (no-op without bounds)."""
+        lo, hi = self._log_bounds
+        if lo is not None or hi is not None:
+            self.log_var.clamp_(lo, hi)
+
+    def lr_scales(self) -> dict[str, float]:
+        """Learning-rate multipliers by parameter name (the Trainer's parameter groups)."""
+        return {"log_var": self.log_var_lr_scale} if self.log_var_lr_scale != 1.0 else {}
+
+    def spec(self) -> dict[str, Any]:
+        out = super().spec()
+        out.update(
+            var_min=self.var_min, var_max=self.var_max, learn_var=self.learn_var, log_var_lr_scale=self.log_var_lr_scale
+        )
+        return out
+
+    def extra_repr(self) -> str:
+        extra = "" if self.learn_var else ", learn_var=False"
+        if self.var_min is not None or self.var_max is not None:
+            extra += f", var_min={self.var_min}, var_max={self.var_max}"
+        return super().extra_repr() + extra
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.loc) ** 2 / (2 * self.var)).sum(-1)
@@ -82,7 +148,24 @@ class GaussianLayer(Layer):
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
-        """μ = mean of x, σ² = variance of x (floored at 1e-6)."""
+        """μ_j = mean of column j; σ_j² = max(var_j, 0.01 · mean_k var_k), then into [var_min, var_max].
+
+        The floor relative to the average column variance keeps constant columns (e.g. the border
+        pixels of MNIST) from starting at σ² ≈ 0, where r(x) = x/σ² would blow the couplings up.
+        With ``learn_var=False`` only μ is set: the variance stays fixed.
+        """
         check_rows(x, "x")
         self.loc.copy_(x.mean(0))
-        self.log_var.copy_(x.var(0, unbiased=False).clamp_min(1e-6).log())
+        if not self.learn_var:
+            return
+        var = x.var(0, unbiased=False)
+        floor = max(float(var.mean()) * INIT_VAR_FLOOR, 1e-12)
+        self.log_var.copy_(var.clamp_min(floor).log())
+        self.project_()
+
+
+INIT_VAR_FLOOR = 0.01
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0

@@ -31,6 +31,7 @@ from ..layers import BernoulliLayer, OneHotLayer
 from ..model import BoltzmannMachine
 from ._targets import resolve
 from .constraints import Constraint
+from .groups import layer_projections, param_groups
 from .methods import Method
 from .penalties import Penalty
 from .state import Callback, TrainState
@@ -160,11 +161,11 @@ class Trainer:
     def _make_optimizer(self, optimizer: OptimizerArg, lr: float) -> torch.optim.Optimizer:
         params = list(self.model.parameters())
         if optimizer is None:
-            return torch.optim.Adam(params, lr=lr)
+            return torch.optim.Adam(param_groups(self.model, lr), lr=lr)
         if isinstance(optimizer, torch.optim.Optimizer):
             opt = optimizer
         elif isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-            opt = optimizer(params, lr=lr)
+            opt = optimizer(param_groups(self.model, lr), lr=lr)
         elif callable(optimizer):
             opt = optimizer(params)
             if not isinstance(opt, torch.optim.Optimizer):
@@ -196,7 +197,7 @@ class Trainer:
         return scheduler
 
     def _bind_constraints(self) -> None:
-        self._projections = [c.bind(p, name) for name, p, c in self.constraints]
+        self._projections = [c.bind(p, name) for name, p, c in self.constraints] + layer_projections(self.model)
 
     @staticmethod
     def _check_metrics(metrics: Any) -> dict[str, MetricFn] | list[str] | None:
@@ -272,9 +273,9 @@ class Trainer:
         if lr is None:
             return
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         if self.scheduler is not None:
-            self.scheduler.base_lrs = [lr] * len(self.optimizer.param_groups)
+            self.scheduler.base_lrs = [lr * g.get("lr_scale", 1.0) for g in self.optimizer.param_groups]
 
     def _proceed(self) -> bool:
         """Wait while paused; False once stopped."""

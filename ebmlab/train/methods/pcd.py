@@ -7,7 +7,8 @@ their states in the negative phase, ⟨F⟩_data − ⟨F_odd⟩_chains (see ``b
 With ``beta_std > 0`` the chains are *driven*: each runs at its own inverse temperature β_c from
 the autoregressive gamma process of ``driven`` (mean 1, std ``beta_std``, lag-one correlation
 ``beta_correlation``), advanced once per batch, as in Paysage's DrivenSequentialMC; the states
-enter the negative phase as they are (at β = 1).
+enter the negative phase as they are (at β = 1). ``sampler`` replaces block Gibbs (e.g.
+``GibbsLangevin(...)`` for Gaussian units).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from ..._checks import Beta, check_allocation
 from ...model import BoltzmannMachine, States
+from ...samplers import Sampler, get_sampler
 from ._fast import FastRBM, is_bernoulli_rbm
 from .base import Method, check_int, model_free_energy, positive_phase
 from .driven import GammaProcess
@@ -35,10 +37,13 @@ class PCD(Method):
         beta_std: float = 0.0,
         beta_correlation: float = 0.9,
         mean_field_steps: int = 50,
+        sampler: Sampler | None = None,
     ) -> None:
         super().__init__()
         self.k = check_int(k, "k", 1)
         self.chains = check_int(chains, "chains", 1)
+        self.sampler = get_sampler(sampler)
+        self._custom_sampler = sampler is not None
         if isinstance(beta_std, bool) or not (isinstance(beta_std, (int, float)) and 0 <= beta_std < float("inf")):
             raise ValueError(f"beta_std must be a number >= 0 (0: no driving), got {beta_std!r}")
         self.beta_std = float(beta_std)
@@ -65,12 +70,12 @@ class PCD(Method):
         chains, beta = self._start(model, generator)
         with torch.no_grad():
             for _ in range(self.k):
-                chains = model._gibbs(chains, beta, None, generator)
+                chains = self.sampler.sweep(model, chains, beta, None, generator)
         self.particles = chains
         return pos.mean() - model_free_energy(model, chains).mean()
 
     def backward(self, model: BoltzmannMachine, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        if not is_bernoulli_rbm(model):
+        if not is_bernoulli_rbm(model) or self._custom_sampler:
             return super().backward(model, batch, generator)
         chains, beta = self._start(model, generator)
         self.particles = list(self._fast.sweeps(model, batch, chains[1], self.k, beta, generator, fuse=True))
@@ -100,11 +105,13 @@ class PCD(Method):
 
     def metrics(self) -> dict[str, float]:
         if self.driver is None or self.driver.beta is None:
-            return {}
-        return {"beta_mean": float(self.driver.beta.mean())}
+            return self.sampler.metrics()
+        return {"beta_mean": float(self.driver.beta.mean()), **self.sampler.metrics()}
 
     def config(self) -> dict[str, Any]:
+        extra = {"sampler": self.sampler.config()} if self._custom_sampler else {}
         return {
+            **extra,
             "name": self.name,
             "k": self.k,
             "chains": self.chains,

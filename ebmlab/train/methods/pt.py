@@ -3,7 +3,8 @@
 ``chains`` persistent chains at each rung of an inverse-temperature ladder 1 = β_0 > β_1 > … > β_{T−1}.
 Every sweep runs one block-Gibbs update of every replica at its own β (target p_β(h) ∝ exp(−β E(h)),
 E the joint energy of all layers) and then proposes to exchange the states of adjacent rungs
-(t, t+1), the even pairs on even sweeps and the odd pairs on odd ones, accepting with
+(t, t+1), the even pairs on even sweeps and the odd pairs on odd ones (``sampler`` may replace the
+Gibbs update, e.g. ``GibbsLangevin(...)`` for Gaussian units), accepting with
 
     min(1, exp((β_t − β_{t+1}) (E(h_t) − E(h_{t+1})))),
 
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from ...model import BoltzmannMachine, States
+from ...samplers import Sampler, get_sampler
 from .base import Method, check_int, model_free_energy, positive_phase
 
 BETA_FLOOR = 1e-3
@@ -47,10 +49,13 @@ class PT(Method):
         target_acceptance: float = 0.3,
         adapt_rate: float = 0.05,
         mean_field_steps: int = 50,
+        sampler: Sampler | None = None,
     ) -> None:
         super().__init__()
         self.k = check_int(k, "k", 1)
         self.chains = check_int(chains, "chains", 1)
+        self.sampler = get_sampler(sampler)
+        self._custom_sampler = sampler is not None
         self.mean_field_steps = check_int(mean_field_steps, "mean_field_steps", 1)
         if not 0 < target_acceptance < 1:
             raise ValueError(f"target_acceptance must be in (0, 1), got {target_acceptance!r}")
@@ -112,7 +117,7 @@ class PT(Method):
         states = self.replicas
         for _ in range(sweeps):
             beta_rows = self.betas.to(model.dtype).to(model.device).repeat_interleave(self.chains)
-            states = model._gibbs(states, beta_rows, None, generator)
+            states = self.sampler.sweep(model, states, beta_rows, None, generator)
             states = self._swap(model, states, generator)
         self.replicas = states
         self.particles = [s[: self.chains] for s in states]
@@ -163,8 +168,9 @@ class PT(Method):
     def metrics(self) -> dict[str, float]:
         """``swap_rate`` (mean over pairs), ``swap_rate_<t>`` per adjacent pair (t, t+1), ``beta_min``."""
         if torch.isnan(self.acceptance).all():
-            return {}
+            return self.sampler.metrics()
         out = {"swap_rate": float(self.acceptance.nanmean()), "beta_min": float(self.betas[-1])}
+        out.update(self.sampler.metrics())
         out.update({f"swap_rate_{t}": float(a) for t, a in enumerate(self.acceptance) if not math.isnan(float(a))})
         return out
 
@@ -198,7 +204,9 @@ class PT(Method):
         self.acceptance = torch.full_like(self.acceptance, float("nan"))
 
     def config(self) -> dict[str, Any]:
+        extra = {"sampler": self.sampler.config()} if self._custom_sampler else {}
         return {
+            **extra,
             "name": self.name,
             "k": self.k,
             "chains": self.chains,

@@ -1,0 +1,295 @@
+"""Sample quality: do samples drawn from noise look like the data?
+
+    python benchmarks/sampling.py --model grbm|rbm --budget SECONDS --out DIR
+                                  [--threads 1] [--samples 1000] [--data-dir DIR] [--seed 0]
+
+Trains on MNIST-5k (``train5k``; binarized at 0.5 for ``rbm``) for ``--budget`` seconds — of this
+process's CPU time by default (``--clock cpu``: with ``--threads 1`` that is the wall time on a core
+of its own, so runs on a shared machine stay comparable; ``--clock wall`` for wall clock) — then
+draws ``--samples`` chains from noise (every layer drawn from its own biases, i.e. the base
+distribution; never reconstructions of data) and runs them ``--sweeps`` sweeps. It writes
+
+- ``DIR/samples.npy``: (samples, 784) float32 in pixel scale (0 = black … 1 = white): the
+  mean-field image E[v | h] of the last sweep (GRBM: denormalized and clipped to [0, 1]);
+- ``DIR/samples.png``: a 10 × 10 grid of the first 100; ``DIR/scores.json``: the numbers below;
+  ``DIR/model.safetensors``: the trained model (``ebmlab.load``).
+
+Scores, printed beside the same scores of real test images (t10k):
+
+- a digit classifier (multinomial logistic regression, scikit-learn) fitted on the real training
+  rows in pixel scale: mean confidence (max class probability) and the entropy (nats) of the
+  histogram of predicted classes (ln 10 = 2.30 when all ten digits are equally present);
+- Fréchet distance between Gaussians fitted to PCA-50 features (PCA fitted on the training rows)
+  of the samples and of the test images; the real reference is as many training rows as samples.
+
+For ``grbm`` it also prints the test log-likelihood in nats per image on the normalized data:
+exact (``ebmlab.evaluate.exact``) when the model has at most 20 hidden units, otherwise forward AIS
+(``--ll-chains`` chains, ``--ll-schedule``; tends to overestimate) beside RAISE on ``--ll-rows``
+test rows (conservative), the bracket of ``ebmlab.evaluate.estimate_log_likelihood``.
+
+Recipes (chosen by measurement, see README "Sample quality"):
+
+- ``grbm``: GaussianLayer(784, var_min=0.2, log-variance learning rate ×0.1) × 256 Bernoulli on
+  data normalized by one global mean and std (MNIST 0.1307 / 0.3081, Liao et al. 2022), trained by
+  CD from noise with ``--k`` Gibbs–Langevin sweeps (MALA); samples with the same sampler.
+- ``rbm``: 784 × 500 Bernoulli, trained with ``--method`` (``pcd``: PCD-``k`` with persistent chains,
+  ``pt``: parallel tempering, ``cd-noise``: CD from noise with ``k`` Gibbs sweeps); samples by Gibbs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import Budget
+
+from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer
+from ebmlab.data import load
+from ebmlab.evaluate import estimate_log_likelihood, mean_log_likelihood
+from ebmlab.evaluate.sample_metrics import frechet_distance
+from ebmlab.samplers import Gibbs, GibbsLangevin, Sampler
+from ebmlab.train import CD, PCD, PT, Trainer
+
+DEFAULT_DATA = next(
+    (d / "shared" / "data" for d in Path(__file__).resolve().parents if (d / "shared" / "data").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+# -- training ---------------------------------------------------------------------------------
+class CpuBudget(Budget):
+    """``Budget`` measured in this process's CPU seconds: on a machine shared with other jobs, one
+    thread's CPU time is the wall time the run would take on a core of its own."""
+
+    def on_train_begin(self, state: Any) -> None:
+        self.start = time.process_time()
+
+    def on_batch_end(self, state: Any) -> None:
+        done = (time.process_time() - self.start) / self.seconds
+        if done >= 1:
+            state.trainer.stop()
+        else:
+            state.trainer.set_lr(self.lr * max(1 - done, self.floor))
+
+def grbm_setup(train: Any, args: argparse.Namespace) -> tuple[BoltzmannMachine, Any, Sampler, Any]:
+    data = train.normalize(MNIST_MEAN, MNIST_STD)
+    visible = GaussianLayer(
+        784, var_min=args.var_min, learn_var=not args.fixed_var, log_var_lr_scale=args.log_var_lr_scale
+    )
+    model = BoltzmannMachine([visible, BernoulliLayer(args.hidden)], seed=args.seed)
+    model.initialize(data.data, method="hinton", seed=args.seed)
+    sampler = GibbsLangevin(step_size=args.step_size, steps=1, mh=True, target_acceptance=0.574)
+    if args.method == "cd-noise":
+        method = CD(k=args.k, start="noise", sampler=sampler)
+    else:
+        method = PCD(k=args.k, chains=args.chains, sampler=sampler)
+    return model, data, sampler, method
+
+
+def rbm_setup(train: Any, args: argparse.Namespace) -> tuple[BoltzmannMachine, Any, Sampler, Any]:
+    data = train.binarize(0.5)
+    model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(args.hidden)], seed=args.seed)
+    model.initialize(data.data, method="hinton", seed=args.seed)
+    if args.method == "pt":
+        method = PT(k=args.k, chains=args.chains, temperatures=args.temperatures)
+    elif args.method == "cd-noise":
+        method = CD(k=args.k, start="noise")
+    else:
+        method = PCD(k=args.k, chains=args.chains)
+    return model, data, Gibbs(), method
+
+
+def train_model(args: argparse.Namespace, train: Any) -> tuple[BoltzmannMachine, Any, Sampler, dict]:
+    setup = grbm_setup if args.model == "grbm" else rbm_setup
+    model, data, sampler, method = setup(train, args)
+    trainer = Trainer(
+        model,
+        method,
+        lr=args.lr,
+        batch_size=args.batch,
+        metrics={},
+        callbacks=[(CpuBudget if args.clock == "cpu" else Budget)(args.budget, args.lr, floor=args.lr_floor)],
+        seed=args.seed,
+        progress=False,
+    )
+    start, cpu = time.perf_counter(), time.process_time()
+    trainer.fit(data, epochs=10**6)
+    info = {
+        "train_seconds": time.perf_counter() - start,
+        "train_cpu_seconds": time.process_time() - cpu,
+        "updates": trainer.step,
+        "epochs": trainer.step * args.batch / len(data),
+        "method": method.config(),
+        **method.metrics(),
+    }
+    return model, data, sampler, info
+
+
+@torch.no_grad()
+def draw(model: BoltzmannMachine, data: Any, sampler: Sampler, args: argparse.Namespace) -> np.ndarray:
+    """Chains from noise run ``sweeps`` sweeps; the mean-field visible image of the last one, in pixels."""
+    if isinstance(sampler, GibbsLangevin):
+        sampler.freeze()  # the step size adapted during training; exact MALA from here on
+    states = model.sample(args.samples, steps=args.sweeps, seed=args.seed + 1, sampler=sampler, progress=True)
+    mean = model.layers[0].mean(model._field(states, 0))
+    return data.denormalize(mean).clamp(0, 1).numpy().astype(np.float32)
+
+
+def log_likelihood(model: BoltzmannMachine, train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Test log-likelihood (nats per image, normalized units): exact for ≤ 20 hidden units, else AIS/RAISE."""
+    x = test.normalize(**train.normalization).data
+    start = time.perf_counter()
+    if model.sizes[1] <= 20:
+        return {"test_ll_exact": float(mean_log_likelihood(model, x)), "ll_seconds": time.perf_counter() - start}
+    est = estimate_log_likelihood(
+        model, x, data=train.data, chains=args.ll_chains, betas=args.ll_schedule, reverse_rows=args.ll_rows,
+        reverse_chains=2, seed=args.seed, progress=False,
+    )
+    return {
+        "test_ll_ais": est.forward,
+        "test_ll_ais_log_z_stderr": est.log_z_forward.stderr,
+        "test_ll_raise": est.reverse,
+        "test_ll_raise_stderr": est.raise_result.stderr,
+        "ll_schedule": args.ll_schedule,
+        "ll_seconds": time.perf_counter() - start,
+    }
+
+
+# -- scores ------------------------------------------------------------------------------------
+class Judge:
+    """Classifier and PCA-50 fitted on the real training rows (pixel scale)."""
+
+    def __init__(self, train: np.ndarray, labels: np.ndarray, seed: int) -> None:
+        from sklearn.decomposition import PCA
+        from sklearn.linear_model import LogisticRegression
+
+        self.classifier = LogisticRegression(max_iter=300, C=0.1).fit(train, labels)
+        self.pca = PCA(50, random_state=seed).fit(train)
+
+    def scores(self, x: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        p = self.classifier.predict_proba(x)
+        counts = np.bincount(p.argmax(1), minlength=10) / x.shape[0]
+        entropy = float(-(counts[counts > 0] * np.log(counts[counts > 0])).sum())
+        fd = frechet_distance(self.pca.transform(x), self.pca.transform(reference))
+        return {"confidence": float(p.max(1).mean()), "class_entropy": entropy, "frechet_pca50": fd}
+
+
+def grid_png(x: np.ndarray, path: Path, rows: int = 10) -> None:
+    """A rows × rows grid of 28 × 28 images (first rows² samples) as an 8-bit grayscale PNG."""
+    from PIL import Image
+
+    k = min(rows * rows, x.shape[0])
+    cols = math.ceil(k / rows)
+    tiles = np.ones((rows * 29 + 1, cols * 29 + 1), dtype=np.float32)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        tiles[1 + 29 * r : 29 * r + 29, 1 + 29 * c : 29 * c + 29] = x[i].reshape(28, 28)
+    Image.fromarray((tiles * 255).round().astype(np.uint8), mode="L").resize(
+        (tiles.shape[1] * 2, tiles.shape[0] * 2), Image.NEAREST
+    ).save(path)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=("grbm", "rbm"), required=True)
+    p.add_argument("--budget", type=float, required=True, help="training seconds (see --clock)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="budget in CPU (default) or wall seconds")
+    p.add_argument("--out", type=Path, required=True, help="folder for samples.npy, samples.png, scores.json")
+    p.add_argument("--samples", type=int, default=1000, help="chains from noise (default 1000)")
+    p.add_argument("--sweeps", type=int, default=None, help="sweeps per chain (default: grbm 100, rbm 1000)")
+    p.add_argument("--method", default=None, help="grbm: cd-noise|pcd; rbm: pcd|pt|cd-noise")
+    p.add_argument("--hidden", type=int, default=None, help="hidden units (default: grbm 256, rbm 500)")
+    p.add_argument("--k", type=int, default=None, help="sweeps per update (default: grbm 50, rbm 10)")
+    p.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, pt)")
+    p.add_argument("--temperatures", type=int, default=10, help="PT rungs")
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: grbm 3e-3, rbm 1e-3)")
+    p.add_argument("--lr-floor", type=float, default=0.05, help="final learning rate as a fraction of --lr")
+    p.add_argument("--step-size", type=float, default=0.1, help="initial Gibbs–Langevin step size (grbm; adapted)")
+    p.add_argument("--var-min", type=float, default=0.2, help="variance floor of the Gaussian units (grbm)")
+    p.add_argument("--fixed-var", action="store_true", help="grbm: fix σ² = 1 (learn_var=False)")
+    p.add_argument("--log-var-lr-scale", type=float, default=0.1, help="log-variance learning-rate scale (grbm)")
+    p.add_argument("--ll-chains", type=int, default=100, help="forward AIS chains (grbm log-likelihood)")
+    p.add_argument("--ll-schedule", default="fast", help="AIS/RAISE schedule preset: sm2008, moderate, fast")
+    p.add_argument("--ll-rows", type=int, default=100, help="test rows scored by RAISE")
+    p.add_argument("--no-ll", action="store_true", help="skip the grbm log-likelihood")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    args = p.parse_args(argv)
+    grbm = args.model == "grbm"
+    defaults = {
+        "sweeps": 100 if grbm else 1000,
+        "method": "cd-noise" if grbm else "pcd",
+        "hidden": 256 if grbm else 500,
+        "k": 50 if grbm else 10,
+        "lr": 3e-3 if grbm else 1e-3,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    train = load("mnist", "train5k", data_dir=args.data_dir, download=False)
+    test = load("mnist", "t10k", data_dir=args.data_dir, download=False)
+    model, data, sampler, info = train_model(args, train)
+    model.save(args.out / "model.safetensors")
+    start = time.perf_counter()
+    samples = draw(model, data, sampler, args)
+    info["sample_seconds"] = time.perf_counter() - start
+    np.save(args.out / "samples.npy", samples)
+    grid_png(samples, args.out / "samples.png")
+    if grbm and not args.no_ll:
+        info.update(log_likelihood(model, data, test, args))
+
+    x_train, y_train = train.data.numpy(), train.labels.numpy()
+    x_test = test.data.numpy()
+    judge = Judge(x_train, y_train, args.seed)
+    rng = np.random.default_rng(args.seed)
+    reference = x_train[rng.choice(x_train.shape[0], size=min(args.samples, x_train.shape[0]), replace=False)]
+    model_scores = judge.scores(samples, x_test)
+    real_scores = judge.scores(x_test, x_test) | {"frechet_pca50": judge.scores(reference, x_test)["frechet_pca50"]}
+    result = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "load_average": os.getloadavg(),
+        **info,
+        "samples": model_scores,
+        "real": real_scores,
+        "frechet_ratio": model_scores["frechet_pca50"] / real_scores["frechet_pca50"],
+    }
+    (args.out / "scores.json").write_text(json.dumps(result, indent=1, default=float))
+    print(f"model {args.model}, method {args.method}, {info['epochs']:.1f} epochs ({info['updates']} updates) in "
+          f"{info['train_seconds']:.0f} s wall / {info['train_cpu_seconds']:.0f} s CPU; sampling "
+          f"{args.samples} × {args.sweeps} sweeps {info['sample_seconds']:.0f} s; load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (machine shared)")
+    print("| images | confidence | class entropy (nats) | Fréchet PCA-50 |")
+    print("|---|---|---|---|")
+    for name, s in (("samples", model_scores), ("real test", real_scores)):
+        print(f"| {name} | {s['confidence']:.3f} | {s['class_entropy']:.3f} | {s['frechet_pca50']:.2f} |")
+    print(f"Fréchet ratio samples / real: {result['frechet_ratio']:.2f}")
+    if "test_ll_exact" in info:
+        print(f"test log-likelihood (exact): {info['test_ll_exact']:.1f} nats per image (normalized data)")
+    elif "test_ll_ais" in info:
+        print(
+            f"test log-likelihood: AIS {info['test_ll_ais']:.1f} (log Z s.e. {info['test_ll_ais_log_z_stderr']:.2f}), "
+            f"RAISE {info['test_ll_raise']:.1f} ± {info['test_ll_raise_stderr']:.1f} nats per image "
+            f"(normalized data, {args.ll_schedule} schedule, {info['ll_seconds']:.0f} s)"
+        )
+    return result
+
+
+if __name__ == "__main__":
+    main()
