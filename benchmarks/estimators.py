@@ -110,8 +110,8 @@ def part_small(args: argparse.Namespace) -> list[dict]:
         rows.append(
             {
                 "method": name,
-                "mean |error|": sum(map(abs, errors)) / len(errors),
-                "max |error|": max(map(abs, errors)),
+                "mean abs error": sum(map(abs, errors)) / len(errors),
+                "max abs error": max(map(abs, errors)),
                 "mean s.e.": sum(ses) / len(ses),
                 "wall s": sum(walls) / len(walls),
                 "cpu s": sum(cpus) / len(cpus),
@@ -221,7 +221,10 @@ def markdown(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in rows:
-        cells = [f"{r[k]:.2f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys]
+        cells = [
+            (f"{r[k]:.3f}" if abs(r[k]) < 1 else f"{r[k]:.2f}") if isinstance(r.get(k), float) else str(r.get(k, ""))
+            for k in keys
+        ]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 

@@ -55,7 +55,7 @@ def test_bar_matches_exact_log_z(seed: int) -> None:
     assert abs(res.log_z - log_z) < 0.1, (res.log_z, log_z)
     assert res.converged and res.diagnostics.reasons == [] and "[converged]" in str(res)
     assert res.betas[0] == 0 and res.betas[-1] == 1 and (res.betas.diff() >= 0).all()
-    assert res.replica_log_z.shape == (4,) and res.deltas.shape == (res.betas.shape[0] - 1,)
+    assert res.replica_log_z.shape == (8,) and res.deltas.shape == (res.betas.shape[0] - 1,)
     assert res.log_z == pytest.approx(res.log_z_base + float(res.deltas.sum()))
 
 
@@ -114,13 +114,18 @@ def test_weight_diagnostics_flags_a_dominant_chain_and_split_halves() -> None:
 
 
 def test_raise_verdict_flips_on_a_short_schedule_and_warns() -> None:
-    model = strong_rbm(3)
+    """3 annealing steps: the chains of a row disagree (Jensen gap) → not converged; "moderate" passes and,
+    against the exact mean log-likelihood, stays conservative."""
+    model = strong_rbm(3, scale=4.0)
     data = exact_samples(model, 200, 0)
-    with pytest.warns(ConvergenceWarning):
-        short = raise_log_likelihood(model, data[:50], 4, schedules.linear(3), data=data, progress=False)
-    assert not short.converged and short.diagnostics.jensen_gap > 1.0
-    good = raise_log_likelihood(model, data[:50], 4, "moderate", data=data, progress=False, warn=False)
-    assert good.diagnostics.jensen_gap < short.diagnostics.jensen_gap
+    with pytest.warns(ConvergenceWarning, match="Jensen gap"):
+        short = raise_log_likelihood(model, data[:50], 4, schedules.linear(3), data=data, progress=False, tolerance=0.5)
+    assert not short.converged and short.diagnostics.jensen_gap > 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        good = raise_log_likelihood(model, data[:50], 4, "moderate", data=data, progress=False, tolerance=0.5)
+    assert good.converged and good.diagnostics.jensen_gap < short.diagnostics.jensen_gap
+    assert good.mean <= float(exact.log_likelihood(model, data[:50]).mean()) + 2 * good.stderr
 
 
 def test_bar_verdict_flips_when_the_ladder_is_too_coarse() -> None:

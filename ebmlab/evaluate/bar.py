@@ -150,7 +150,7 @@ def log_partition(
     burn_in: int | None = None,
     spacing: float = 1.0,
     max_rungs: int = 400,
-    replicas: int = 4,
+    replicas: int = 8,
     pilot_chains: int = 32,
     pilot_betas: Any = "fast",
     seed: int | None = 0,

@@ -140,7 +140,9 @@ def log_likelihood_bracket(
     rows = gap.shape[0]
     lower = data_term + float(gap.mean())
     lower_se = float(gap.std(unbiased=True) / math.sqrt(rows)) if rows > 1 else math.inf
-    conservative = raise_diagnostics(rev.log_estimates, lower_se, tolerance)  # judged by the control-variate s.e.
+    conservative = raise_diagnostics(rev.log_estimates, lower_se, tolerance)
+    if not math.isfinite(lower_se) or 2 * math.sqrt(2) * lower_se > tolerance:  # rows sampled: judge their s.e.
+        conservative.reasons.append(f"s.e. {lower_se:.2f} nats over {rows} rows (score more rows)")
     diag = bracket_diagnostics(lower, lower_se, upper, log_z.stderr, [conservative, log_z.diagnostics], max_width)
     result = LikelihoodBracket(lower, lower_se, upper, log_z.stderr, data_term, log_z, rev, diag)
     if warn:
