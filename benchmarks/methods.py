@@ -242,6 +242,8 @@ def plot(curves: list[dict], out: Path, hidden: int = 500) -> Path:
             pts = [r for r in curves if r["model"] == name and r["method"] == method]
             x = [r["seconds"] for r in pts]
             for key, dash in (("test_ll_upper", "solid"), ("test_ll_lower", "dash")):
+                if all(r.get(key) is None for r in pts):  # the DBM has no conservative side
+                    continue
                 fig.add_trace(
                     go.Scatter(
                         x=x,
