@@ -151,7 +151,7 @@ def part_mnist(args: argparse.Namespace) -> list[dict]:
     rows: list[dict] = []
     results: dict[str, list] = {}
     for name in [m for m in args.methods.split(",") if m in methods]:
-        for r in range(args.repeats):
+        for r in range(args.first_seed, args.first_seed + args.repeats):
             res, wall, cpu = timed(methods[name], model, train, r)
             results.setdefault(name, []).append(res)
             rows.append(
@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", type=Path, default=None, help="a saved 784×500 MNIST RBM (part 2)")
     p.add_argument("--methods", default="ais-fast,ais-moderate,bar,raise", help="comma-separated")
     p.add_argument("--repeats", type=int, default=2, help="independent runs per log Z method on MNIST")
+    p.add_argument("--first-seed", type=int, default=0, help="seed of the first MNIST repeat")
     p.add_argument("--chains", type=int, default=100, help="AIS chains")
     p.add_argument("--bar-chains", type=int, default=32)
     p.add_argument("--bar-sweeps", type=int, default=200)

@@ -96,8 +96,10 @@ def test_ais_verdict_flips_on_a_short_schedule_and_warns() -> None:
         warnings.simplefilter("error", ConvergenceWarning)
         good = ais.log_partition(model, 200, "moderate", data=data, progress=False)
     assert good.converged, str(good)
-    with pytest.warns(ConvergenceWarning, match="NOT CONVERGED"):
+    with pytest.warns(ConvergenceWarning, match="NOT CONVERGED") as caught:
         short = ais.log_partition(model, 200, schedules.linear(3), data=data, progress=False)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert str(caught[0].message).count("NOT CONVERGED") == 1
     assert not short.converged
     assert short.diagnostics.ess < 0.1 * 200 and any("ESS" in r for r in short.diagnostics.reasons)
     assert "NOT CONVERGED: ESS" in str(short)
@@ -184,7 +186,17 @@ def test_bracket_verdict_flips_on_short_schedules() -> None:
 def test_likelihood_estimate_carries_bracket_width_and_verdict() -> None:
     model = random_rbm(2)
     data = exact_samples(model, 300, 2)
-    est = estimate_log_likelihood(model, data[:100], data, chains=100, betas="moderate", progress=False, warn=False)
+    est = estimate_log_likelihood(
+        model,
+        data[:100],
+        data,
+        chains=100,
+        betas="moderate",
+        reverse_chains=4,
+        reverse_rows=40,
+        progress=False,
+        warn=False,
+    )
     assert est.diagnostics.bracket_width == pytest.approx(est.forward - est.reverse)
     assert isinstance(est.converged, bool) and "(RAISE)" in str(est)
 

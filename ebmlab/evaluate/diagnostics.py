@@ -111,7 +111,9 @@ def weight_diagnostics(log_w: torch.Tensor, tolerance: float = TOLERANCE) -> Dia
     if n >= 4:
         (a, se_a, _), (b, se_b, _) = log_mean_exp(log_w[0::2]), log_mean_exp(log_w[1::2])
         d.replica_gap, d.replica_stderr = abs(a - b), math.hypot(se_a, se_b)
-    if ess < max(MIN_ESS, MIN_ESS_FRACTION * n):
+    if n < MIN_ESS:
+        d.reasons.append(f"only {n} chains (at least {MIN_ESS:g} are needed to judge the weights)")
+    elif ess < max(MIN_ESS, MIN_ESS_FRACTION * n):
         d.reasons.append(f"ESS {ess:.1f}/{n}")
     add_stderr_checks(d, stderr, tolerance)
     return d
@@ -147,10 +149,14 @@ def bracket_diagnostics(
     return d
 
 
-def warn_if_not_converged(what: str, d: Diagnostics, stacklevel: int = 3) -> None:
-    """Emit a ``ConvergenceWarning`` naming the estimate and the failed checks."""
+def warn_if_not_converged(what: str, d: Diagnostics, stacklevel: int = 4) -> None:
+    """Emit a ``ConvergenceWarning`` with ``what`` (the printed estimate, its verdict included).
+
+    The default ``stacklevel`` points at the caller of an estimator decorated with ``torch.no_grad``.
+    """
     if not d.converged:
-        warnings.warn(f"{what}: {d.summary()}", ConvergenceWarning, stacklevel=stacklevel)
+        message = what if d.summary() in what else f"{what}: {d.summary()}"
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
 
 
 def verdict(d: Diagnostics) -> str:
