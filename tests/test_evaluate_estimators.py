@@ -54,6 +54,7 @@ def test_bar_matches_exact_log_z(seed: int) -> None:
         res = bar.log_partition(model, data, seed=seed, progress=False)
     assert abs(res.log_z - log_z) < 0.1, (res.log_z, log_z)
     assert res.converged and res.diagnostics.reasons == [] and "[converged]" in str(res)
+    assert abs(res.diagnostics.drift) < 0.1  # the two halves of the kept sweeps agree
     assert res.betas[0] == 0 and res.betas[-1] == 1 and (res.betas.diff() >= 0).all()
     assert res.replica_log_z.shape == (8,) and res.deltas.shape == (res.betas.shape[0] - 1,)
     assert res.log_z == pytest.approx(res.log_z_base + float(res.deltas.sum()))

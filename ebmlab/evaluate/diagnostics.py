@@ -52,7 +52,8 @@ class Diagnostics:
     ``log_weight_sd``: standard deviation of the log-weights (nats); ``replica_gap``: the largest
     difference between independent halves/replicas (nats) and ``replica_stderr`` the standard
     error of that difference; ``jensen_gap``: estimated downward bias of a log of a mean (nats);
-    ``bracket_width``: upper − conservative estimate when both directions ran.
+    ``bracket_width``: upper − conservative estimate when both directions ran; ``drift``: the estimate
+    from the second half of a sampler's kept sweeps minus that from the first half (nats).
     """
 
     ess: float | None = None
@@ -62,6 +63,7 @@ class Diagnostics:
     replica_stderr: float | None = None
     jensen_gap: float | None = None
     bracket_width: float | None = None
+    drift: float | None = None
     stderr: float | None = None
     reasons: list[str] = field(default_factory=list)
 
