@@ -15,12 +15,11 @@ RBMs) then fine-tuned with PCD-1 (mean-field positive phase). All: batch 100, SG
 0.9, L2 1e-4 on the weights, visible biases from the data, learning rate decayed linearly to
 2 % of ``--lr`` over the budget.
 
-Scoring at ``--checkpoints`` evenly spaced times: forward AIS (``ebmlab.evaluate.ais``, base-rate
-model from the training rows) gives log Ẑ_fwd, a stochastic lower bound, so LL_fwd tends to
-overestimate; RAISE (``ebmlab.evaluate.raise_``, reverse annealing from ``--raise-rows`` random test
-rows, ``--raise-chains`` chains each) gives LL_rev, conservative. For the DBM the data term is the
-mean-field lower bound on −F(v), so LL_fwd is a lower-bound estimate there, and RAISE (RBMs only)
-leaves LL_rev empty.
+Scoring at ``--checkpoints`` evenly spaced times, with verdicts (``ebmlab.evaluate.diagnostics``): for
+RBMs ``log_likelihood_bracket`` — the upper side from PT+BAR log Ẑ (``--bar-chains``, ``--bar-sweeps``),
+the conservative side from RAISE (``--raise-rows`` random test rows, ``--raise-chains`` chains each,
+``--schedule``) — and for the DBM forward AIS only, its data term the mean-field lower bound on −F(v),
+so no conservative side there.
 
 Writes ``benchmarks/results/methods.md`` (the table), ``methods.csv`` (every checkpoint),
 ``methods.png`` (plotly via kaleido; ``methods.html`` with plotly.js from the CDN if PNG export
@@ -32,8 +31,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ import torch
 
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
-from ebmlab.evaluate import ais
+from ebmlab.evaluate import ConvergenceWarning, ais, log_likelihood_bracket
 from ebmlab.train import CD, L2, PCD, PT, TAP, Callback, LayerwiseTrainer, Method, Trainer
 
 ROOT = Path(__file__).resolve().parent
@@ -100,26 +99,55 @@ def trainer_kwargs(args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
 
 @torch.no_grad()
 def score(model: BoltzmannMachine, train: torch.Tensor, test: torch.Tensor, args: argparse.Namespace) -> dict:
-    est = ais.estimate_log_likelihood(
-        model,
-        test,
-        data=train,
-        chains=args.chains,
-        betas=args.schedule,
-        reverse_chains=args.raise_chains,
-        reverse_rows=args.raise_rows,
-        seed=args.seed,
-        progress=False,
-    )
-    rev = est.raise_result
+    """RBM: ``log_likelihood_bracket`` (PT+BAR upper side, RAISE conservative side); DBM: forward AIS only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the verdict goes into the table instead
+        if model.depth == 2:
+            b = log_likelihood_bracket(
+                model,
+                test,
+                train,
+                options={"chains": args.bar_chains, "sweeps": args.bar_sweeps},
+                raise_rows=args.raise_rows,
+                raise_chains=args.raise_chains,
+                raise_betas=args.schedule,
+                seed=args.seed,
+                progress=False,
+            )
+            return {
+                "estimator": "PT+BAR / RAISE",
+                "test_ll_upper": b.upper,
+                "test_ll_upper_se": b.upper_stderr,
+                "test_ll_lower": b.lower,
+                "test_ll_lower_se": b.lower_stderr,
+                "width": b.width,
+                "log_z": b.log_z.log_z,
+                "log_z_se": b.log_z.stderr,
+                "log_z_ais_pilot": b.log_z.pilot.log_z,
+                "verdict": b.diagnostics.summary(),
+                "estimator_seconds": b.log_z.seconds + b.raise_result.seconds,
+            }
+        est = ais.estimate_log_likelihood(
+            model,
+            test,
+            data=train,
+            chains=args.chains,
+            betas=args.schedule,
+            reverse=False,
+            seed=args.seed,
+            progress=False,
+        )
     return {
-        "test_ll_fwd": est.forward,
-        "test_ll_rev": est.reverse,
-        "test_ll_rev_se": None if rev is None else rev.stderr,
-        "data_term": est.data_term_kind,
-        "log_z_fwd": est.log_z_forward.log_z,
-        "log_z_fwd_se": est.log_z_forward.stderr,
-        "ais_seconds": est.log_z_forward.seconds + (0.0 if rev is None else rev.seconds),
+        "estimator": f"forward AIS ({est.data_term_kind} data term)",
+        "test_ll_upper": est.forward,
+        "test_ll_upper_se": est.log_z_forward.stderr,
+        "test_ll_lower": None,
+        "test_ll_lower_se": None,
+        "width": None,
+        "log_z": est.log_z_forward.log_z,
+        "log_z_se": est.log_z_forward.stderr,
+        "verdict": est.diagnostics.summary() + "; forward only: no conservative side",
+        "estimator_seconds": est.log_z_forward.seconds,
     }
 
 
@@ -180,15 +208,19 @@ def checkpoints(
 
 
 def table(rows: list[dict]) -> str:
-    head = "| model | method | seconds | epochs | test LL fwd | test LL rev (RAISE) ± s.e. | log Z fwd ± s.e. |"
-    lines = [head, "|" + "---|" * 7]
+    head = (
+        "| model | method | seconds | epochs | test LL conservative (RAISE) ± s.e. | test LL upper ± s.e. | width "
+        "| log Z ± s.e. | verdict |"
+    )
+    lines = [head, "|" + "---|" * 9]
     for r in rows:
-        rev = (
-            "—" if r.get("test_ll_rev") is None else f"{r['test_ll_rev']:.2f} ± {r.get('test_ll_rev_se', math.nan):.2f}"
-        )
+        low = "—" if r.get("test_ll_lower") is None else f"{r['test_ll_lower']:.2f} ± {r['test_ll_lower_se']:.2f}"
+        width = "—" if r.get("width") is None else f"{r['width']:.1f}"
         lines.append(
-            f"| {r['model']} | {r['method']} | {r['seconds']:.0f} | {r['epochs']:.1f} "
-            f"| {r['test_ll_fwd']:.2f} | {rev} | {r['log_z_fwd']:.2f} ± {r['log_z_fwd_se']:.2f} |"
+            f"| {r['model']} | {r['method']} | {r['seconds']:.0f} | {r['epochs']:.1f} | {low} "
+            f"| {r['test_ll_upper']:.2f} ± {r['test_ll_upper_se']:.2f} | {width} "
+            f"| {r['log_z']:.2f} ± {r['log_z_se']:.2f} "
+            f"| {r['verdict']} |"
         )
     return "\n".join(lines)
 
@@ -209,22 +241,24 @@ def plot(curves: list[dict], out: Path, hidden: int = 500) -> Path:
         for method in dict.fromkeys(r["method"] for r in curves if r["model"] == name):
             pts = [r for r in curves if r["model"] == name and r["method"] == method]
             x = [r["seconds"] for r in pts]
-            for key, dash in (("test_ll_fwd", "solid"), ("test_ll_rev", "dash")):
+            for key, dash in (("test_ll_upper", "solid"), ("test_ll_lower", "dash")):
+                if all(r.get(key) is None for r in pts):  # the DBM has no conservative side
+                    continue
                 fig.add_trace(
                     go.Scatter(
                         x=x,
                         y=[r[key] for r in pts],
                         mode="lines+markers",
-                        name=f"{method} ({'fwd' if key.endswith('fwd') else 'rev'})",
+                        name=f"{method} ({'upper' if key.endswith('upper') else 'RAISE'})",
                         line={"color": colors[method], "dash": dash},
                         legendgroup=method,
-                        showlegend=key.endswith("fwd") or col > 1,
+                        showlegend=key.endswith("upper") or col > 1,
                     ),
                     row=1,
                     col=col,
                 )
         fig.update_xaxes(title_text="training seconds", row=1, col=col)
-    fig.update_yaxes(title_text="test log-likelihood (nats; AIS fwd solid, rev dashed)", row=1, col=1)
+    fig.update_yaxes(title_text="test log-likelihood (nats; upper solid, RAISE dashed)", row=1, col=1)
     fig.update_layout(width=560 * len(models) + 200, height=480, title="Binarized MNIST-5k: methods at equal budget")
     try:
         path = out / "methods.png"
@@ -247,7 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chains", type=int, default=100, help="AIS chains (default 100)")
     p.add_argument("--test-rows", type=int, default=2000, help="t10k rows scored (default 2000)")
     p.add_argument("--raise-rows", type=int, default=200, help="test rows scored by RAISE (default 200)")
-    p.add_argument("--raise-chains", type=int, default=5, help="RAISE chains per test row (default 5)")
+    p.add_argument("--raise-chains", type=int, default=4, help="RAISE chains per test row (default 4)")
+    p.add_argument("--bar-chains", type=int, default=32, help="PT+BAR chains (default 32)")
+    p.add_argument("--bar-sweeps", type=int, default=200, help="PT+BAR sweeps (default 200)")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate at the start (default 0.05)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 strength on the weights")
     p.add_argument(
@@ -278,10 +314,12 @@ def main(argv: list[str] | None = None) -> None:
         meta = {k: str(v) for k, v in vars(args).items()}
     text = (
         f"Binarized MNIST-5k, {float(meta['budget']):.0f} s training budget per contender, {meta['threads']} threads "
-        f"(shared machine), AIS schedule {meta['schedule']} with {meta['chains']} chains, {meta['test_rows']} t10k "
-        "rows. DBM rows: the data term is the mean-field lower bound. Seconds count training only.\n\n"
-        + table(final_rows(curves))
-        + "\n"
+        f"(shared machine), {meta['test_rows']} t10k rows. RBMs: log_likelihood_bracket, upper side PT+BAR "
+        f"({meta.get('bar_chains')} chains, {meta.get('bar_sweeps')} sweeps), conservative side RAISE "
+        f"({meta['raise_rows']} rows × {meta['raise_chains']} chains, schedule {meta['schedule']}). "
+        "DBM rows: forward AIS "
+        f"({meta['chains']} chains) with the mean-field lower bound as data term, no conservative side. "
+        "Seconds count training only.\n\n" + table(final_rows(curves)) + "\n"
     )
     print()
     print(text)

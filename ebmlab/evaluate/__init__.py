@@ -8,7 +8,12 @@ statistics.
 Log Z: ``exact.log_partition(model)`` (enumeration), ``ais.log_partition(model, chains, betas,
 data=..., reverse=...)``; ``raise_log_likelihood(model, test, data=...)`` (RAISE: reverse annealing from
 each test row, a conservative estimate of log p(v)); ``estimate_log_likelihood(model, test, data)``
-combines forward AIS and RAISE into a bracket of the test log-likelihood.
+combines forward AIS and RAISE into a bracket of the test log-likelihood; ``bar.log_partition(model,
+data)`` (BAR on parallel-tempering samples, Krause, Fischer & Igel 2020) is the better log Z, and
+``log_likelihood_bracket(model, test, train)`` the two-sided estimate to trust: ``.lower``
+(conservative, RAISE), ``.upper``, ``.width``, ``.converged``. Every stochastic estimate carries
+``.diagnostics`` and a ``.converged`` verdict, printed beside the number, and emits a
+``ConvergenceWarning`` when its checks fail (``diagnostics``).
 
 Every metric in the registry is a callable ``(model, data) -> float`` usable as a Trainer
 validation metric, looked up by name with ``get_metric(name)``. The one exception is
@@ -22,9 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import ais, exact, raise_, schedules
+from . import ais, bar, exact, raise_, schedules
 from .ais import AISResult, LikelihoodEstimate, estimate_log_likelihood
+from .bar import BARResult
 from .bounds import mean_field_lower_bound, variational_free_energy
+from .bracket import LikelihoodBracket, log_likelihood_bracket
+from .diagnostics import ConvergenceWarning, Diagnostics
 from .exact import log_likelihood, mean_log_likelihood
 from .free_energy_gap import free_energy_gap, mean_free_energy
 from .heat_capacity import heat_capacity, model_heat_capacity
@@ -92,9 +100,14 @@ __all__ = [
     "METRICS",
     "PAIRED_METRICS",
     "AISResult",
+    "BARResult",
+    "ConvergenceWarning",
+    "Diagnostics",
+    "LikelihoodBracket",
     "LikelihoodEstimate",
     "RAISEResult",
     "ais",
+    "bar",
     "energy_distance",
     "estimate_log_likelihood",
     "exact",
@@ -107,6 +120,7 @@ __all__ = [
     "knn_reverse_kl",
     "list_metrics",
     "log_likelihood",
+    "log_likelihood_bracket",
     "mean_field_lower_bound",
     "mean_free_energy",
     "mean_log_likelihood",

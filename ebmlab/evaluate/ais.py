@@ -49,6 +49,17 @@ from ..layers import BernoulliLayer, GaussianLayer, Layer, OneHotLayer
 from ..model import MAX_ENUMERATION
 from ._common import check_model, is_discrete
 from .bounds import variational_free_energy
+from .diagnostics import (
+    MAX_WIDTH,
+    TOLERANCE,
+    Diagnostics,
+    bracket_diagnostics,
+    check_tolerance,
+    log_mean_exp,
+    verdict,
+    warn_if_not_converged,
+    weight_diagnostics,
+)
 from .schedules import get_schedule
 
 if TYPE_CHECKING:
@@ -64,6 +75,8 @@ class AISResult:
     ``log_weights`` (float64, one per chain) are log(Z_K/Z_0) estimates for a forward run and
     log(Z_0/Z_K) estimates for a reverse one; ``stderr`` is the delta-method standard error of
     log Ẑ, sd(w) / (√n · mean(w)); ``ess`` = (Σw)² / Σw² is the effective number of chains.
+    ``diagnostics`` holds the convergence checks (ESS fraction, s.e., agreement of the even and odd
+    chains, see ``ebmlab.evaluate.diagnostics``) and ``converged`` their verdict.
     """
 
     log_z: float
@@ -74,11 +87,19 @@ class AISResult:
     reverse: bool
     steps: int
     seconds: float
+    diagnostics: Diagnostics
 
     @property
     def bound(self) -> str:
         """Which side of log Z the estimate lies on in expectation."""
         return "upper" if self.reverse else "lower"
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    def __str__(self) -> str:
+        return f"log Z {self.log_z:.2f} ± {self.stderr:.2f} nats {verdict(self.diagnostics)}"
 
 
 class BaseRate:
@@ -125,18 +146,6 @@ def base_log_partition(model: Any, base: BaseRate) -> float:
     return base.log_partition() + sum(
         float(layer.log_partition(layer.zero_field(1)).to(torch.float64)[0]) for layer in model.layers[1:]
     )
-
-
-def _stats(log_weights: torch.Tensor) -> tuple[float, float, float]:
-    """(log mean exp, delta-method stderr of it, effective sample size)."""
-    n = log_weights.shape[0]
-    top = log_weights.max()
-    w = torch.exp(log_weights - top)
-    mean = w.mean()
-    lme = float(top + torch.log(mean))
-    stderr = float(w.std(unbiased=True) / (math.sqrt(n) * mean)) if n > 1 else math.inf
-    ess = float(w.sum() ** 2 / (w**2).sum())
-    return lme, stderr, ess
 
 
 def _initial_forward(model: Any, base: BaseRate, chains: int, g: torch.Generator | None) -> list[torch.Tensor]:
@@ -254,6 +263,8 @@ def log_partition(
     burn_in: int = 0,
     seed: int | None = 0,
     progress: bool = True,
+    tolerance: float = TOLERANCE,
+    warn: bool = True,
 ) -> AISResult:
     """Estimate log Z of ``model`` by AIS from the base-rate model fit to ``data``.
 
@@ -264,9 +275,15 @@ def log_partition(
     sweeps at β = 1. That is a stochastic *upper* bound on log Z only when those rows are exact
     samples of the model; from data rows of a trained model it can fall on either side (see the
     module docstring) — use ``raise_.raise_log_likelihood`` for a conservative log-likelihood.
+
+    Verdict (``result.converged``, ``result.diagnostics``): ESS ≥ 10 % of the chains (and ≥ 10),
+    2√2 · s.e. ≤ ``tolerance`` nats, and the even and odd chains agree within ``tolerance`` + 3 s.e.
+    (``ebmlab.evaluate.diagnostics``); otherwise a ``ConvergenceWarning`` is emitted (``warn=False``
+    silences it). Passing these checks does not prove that the chains found every mode.
     """
     model = check_model(model)
     chains = check_positive_int(chains, "chains")
+    tolerance = check_tolerance(tolerance, "tolerance")
     burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
     schedule = get_schedule(betas)
     x = None if data is None else model._visible(data, "data")
@@ -285,9 +302,15 @@ def log_partition(
     log_z0 = base_log_partition(model, base)
     desc = "AIS reverse" if reverse else "AIS forward"
     log_w = _anneal(model, base, states, betas_list, g, desc, progress).cpu()
-    lme, stderr, ess = _stats(log_w)
+    lme, stderr, ess = log_mean_exp(log_w)
     log_z = log_z0 - lme if reverse else log_z0 + lme
-    return AISResult(log_z, stderr, ess, log_w, log_z0, reverse, len(betas_list) - 1, time.perf_counter() - start)
+    diag = weight_diagnostics(log_w, tolerance)
+    result = AISResult(
+        log_z, stderr, ess, log_w, log_z0, reverse, len(betas_list) - 1, time.perf_counter() - start, diag
+    )
+    if warn:
+        warn_if_not_converged(f"{desc} {result}", diag)
+    return result
 
 
 @dataclass
@@ -303,6 +326,9 @@ class LikelihoodEstimate:
     mean-field lower bound −F_q(v) for deep stacks whose even hidden layers cannot be enumerated
     ("mean-field lower bound"): that term is then itself a lower bound, which shifts ``forward``
     down by the bound's gap.
+
+    ``diagnostics``: both sides' checks plus the bracket ``forward − reverse`` (at most 2 nats, not
+    crossed); forward only (deep stacks) it is the forward checks alone, which cannot see missed modes.
     """
 
     forward: float
@@ -311,6 +337,18 @@ class LikelihoodEstimate:
     data_term_kind: str
     log_z_forward: AISResult
     raise_result: RAISEResult | None
+    diagnostics: Diagnostics
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    def __str__(self) -> str:
+        fwd = f"{self.forward:.2f} ± {self.log_z_forward.stderr:.2f} (forward AIS)"
+        if self.raise_result is None:
+            return f"{fwd} nats {verdict(self.diagnostics)}"
+        rev = f"{self.raise_result.mean:.2f} ± {self.raise_result.stderr:.2f} (RAISE)"
+        return f"{rev} … {fwd} nats {verdict(self.diagnostics)}"
 
 
 def data_term(model: Any, v: Any) -> tuple[torch.Tensor, str]:
@@ -333,6 +371,9 @@ def estimate_log_likelihood(
     reverse_rows: int | None = None,
     seed: int | None = 0,
     progress: bool = True,
+    tolerance: float = TOLERANCE,
+    max_width: float = MAX_WIDTH,
+    warn: bool = True,
 ) -> LikelihoodEstimate:
     """Mean log p(v) over ``test``: forward AIS (``chains`` chains) and RAISE (``reverse_chains`` per row).
 
@@ -341,6 +382,8 @@ def estimate_log_likelihood(
     annealing runs, so on a large test set ``reverse_rows`` limits it to that many rows drawn at random
     (seeded): their mean is an unbiased estimate of the mean over all rows, with ``raise_result.stderr``
     its standard error. Other arguments as in ``log_partition``; RAISE anneals along the same ``betas``.
+    Verdict: both sides pass their checks (``tolerance``) and the bracket is at most ``max_width`` nats;
+    a ``ConvergenceWarning`` otherwise. ``log_likelihood_bracket`` is the sharper two-sided estimate.
     """
     from .raise_ import raise_log_likelihood  # raise_ builds on this module's annealing
 
@@ -355,12 +398,25 @@ def estimate_log_likelihood(
     fit = x if data is None else model._visible(data, "data")
     term, kind = data_term(model, x)
     mean_term = float(term.mean())
-    fwd = log_partition(model, chains, betas, fit, False, None, 0, seed, progress)
+    tolerance = check_tolerance(tolerance, "tolerance")
+    max_width = check_tolerance(max_width, "max_width")
+    fwd = log_partition(model, chains, betas, fit, False, None, 0, seed, progress, tolerance, warn=False)
+    forward = mean_term - fwd.log_z
     rev = None
     if reverse:
         rows = x
         if reverse_rows is not None and check_positive_int(reverse_rows, "reverse_rows") < x.shape[0]:
             pick = torch.randperm(x.shape[0], generator=model.generator(seed), device=x.device)[:reverse_rows]
             rows = x[pick.sort().values]
-        rev = raise_log_likelihood(model, rows, reverse_chains, betas, fit, seed, progress)
-    return LikelihoodEstimate(mean_term - fwd.log_z, None if rev is None else rev.mean, mean_term, kind, fwd, rev)
+        rev = raise_log_likelihood(
+            model, rows, reverse_chains, betas, fit, seed, progress, tolerance=tolerance, warn=False
+        )
+        diag = bracket_diagnostics(
+            rev.mean, rev.stderr, forward, fwd.stderr, [rev.diagnostics, fwd.diagnostics], max_width
+        )
+    else:
+        diag = Diagnostics(**{**fwd.diagnostics.__dict__, "reasons": list(fwd.diagnostics.reasons)})
+    result = LikelihoodEstimate(forward, None if rev is None else rev.mean, mean_term, kind, fwd, rev, diag)
+    if warn:
+        warn_if_not_converged(f"test log-likelihood {result}", diag)
+    return result

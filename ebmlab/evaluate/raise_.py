@@ -60,6 +60,7 @@ import torch
 from .._checks import check_positive_int
 from ._common import check_model, row_chunks
 from .ais import BaseRate, _anneal, base_log_partition
+from .diagnostics import TOLERANCE, Diagnostics, check_tolerance, verdict, warn_if_not_converged
 from .schedules import get_schedule
 
 CHUNK = 8192
@@ -71,7 +72,8 @@ class RAISEResult:
 
     ``per_row`` (float64): log of the mean over chains of p̂(v), a stochastic lower bound on log q(v);
     ``mean`` its average over rows and ``stderr`` the standard error of that average over rows
-    (sd / √rows); ``log_estimates`` (rows, chains): log p̂(v) of every chain.
+    (sd / √rows); ``log_estimates`` (rows, chains): log p̂(v) of every chain. ``diagnostics``: the
+    checks of ``raise_diagnostics`` and ``converged`` their verdict.
     """
 
     per_row: torch.Tensor
@@ -81,6 +83,49 @@ class RAISEResult:
     log_z_base: float
     steps: int
     seconds: float
+    diagnostics: Diagnostics
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} ± {self.stderr:.2f} nats (RAISE) {verdict(self.diagnostics)}"
+
+
+def raise_diagnostics(log_est: torch.Tensor, stderr: float, tolerance: float = TOLERANCE) -> Diagnostics:
+    """Checks of RAISE's (rows, chains) log p̂: Jensen gap and agreement of chain halves.
+
+    ``stderr`` (over rows) is recorded but not judged: it is the sampling error of the test rows,
+    shared by every model scored on them. No check here can tell whether the annealing marginal q
+    is close to the model p (one annealing step gives exactly log q = log p_base, with no noise at
+    all); only the bracket against an upper estimate (``log_likelihood_bracket``) can.
+
+    - Jensen gap: with σ²(v) the variance of log p̂(v) across a row's chains, the log of their mean
+      sits ≈ σ²(v) / (2 · chains) below log q(v) (log-normal weights); its row average must be
+      ≤ ``tolerance`` (a wide spread means the annealing is too short for this row);
+    - halves: the row means of the even and of the odd chains (the same rows) agree within
+      ``tolerance`` + 3 s.e. of their paired difference. Needs at least 2 chains per row.
+    ``ess`` is the average over rows of the per-row ESS of the chains' p̂.
+    """
+    rows, chains = log_est.shape
+    w = torch.exp(log_est - log_est.max(1, keepdim=True).values)
+    ess = float((w.sum(1) ** 2 / (w**2).sum(1)).mean())
+    d = Diagnostics(ess=ess, samples=chains, stderr=stderr)
+    if chains >= 2:
+        d.log_weight_sd = float(log_est.std(1, unbiased=True).mean())
+        d.jensen_gap = float(log_est.var(1, unbiased=True).mean() / (2 * chains))
+        half = [torch.logsumexp(log_est[:, k::2], 1) - math.log(log_est[:, k::2].shape[1]) for k in (0, 1)]
+        diff = half[0] - half[1]
+        d.replica_gap = abs(float(diff.mean()))
+        d.replica_stderr = float(diff.std(unbiased=True) / math.sqrt(rows)) if rows > 1 else math.inf
+    if d.replica_gap is None:
+        d.reasons.append("fewer than 2 chains per row: no spread to judge")
+    elif d.replica_gap > tolerance + 3 * d.replica_stderr:
+        d.reasons.append(f"chain halves differ by {d.replica_gap:.2f} nats")
+    if d.jensen_gap is not None and d.jensen_gap > tolerance:
+        d.reasons.append(f"Jensen gap ≈ {d.jensen_gap:.1f} nats (chains of a row disagree)")
+    return d
 
 
 def _log_unnormalised(model: Any, v: torch.Tensor) -> torch.Tensor:
@@ -100,6 +145,8 @@ def raise_log_likelihood(
     seed: int | None = 0,
     progress: bool = True,
     chunk: int = CHUNK,
+    tolerance: float = TOLERANCE,
+    warn: bool = True,
 ) -> RAISEResult:
     """RAISE estimate of log p(v) for every row of ``test`` (an RBM: one hidden layer).
 
@@ -107,6 +154,8 @@ def raise_log_likelihood(
     to 1, run backwards from 1 to 0. ``data`` (visible rows) fits the base model, as in forward AIS
     (``ais.log_partition``); without it the base uses the model's own visible parameters.
     ``chains`` reverse chains per test row; ``chunk`` bounds the rows × chains annealed at once.
+    The verdict (``converged``, ``diagnostics``) is that of ``raise_diagnostics`` with ``tolerance``;
+    a ``ConvergenceWarning`` is emitted when it fails (``warn=False`` silences it).
     """
     model = check_model(model)
     if model.depth != 2:
@@ -116,6 +165,7 @@ def raise_log_likelihood(
         )
     chains = check_positive_int(chains, "chains")
     chunk = check_positive_int(chunk, "chunk")
+    tolerance = check_tolerance(tolerance, "tolerance")
     x = model._visible(test, "test")
     fit = None if data is None else model._visible(data, "data")
     betas_list = get_schedule(betas).flip(0).tolist()
@@ -138,4 +188,8 @@ def raise_log_likelihood(
     rows = per_row.shape[0]
     stderr = float(per_row.std(unbiased=True) / math.sqrt(rows)) if rows > 1 else math.inf
     seconds = time.perf_counter() - start
-    return RAISEResult(per_row, float(per_row.mean()), stderr, log_est, log_z0, len(betas_list) - 1, seconds)
+    diag = raise_diagnostics(log_est, stderr, tolerance)
+    result = RAISEResult(per_row, float(per_row.mean()), stderr, log_est, log_z0, len(betas_list) - 1, seconds, diag)
+    if warn:
+        warn_if_not_converged(str(result), diag)
+    return result

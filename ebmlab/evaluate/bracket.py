@@ -1,0 +1,150 @@
+"""A two-sided estimate of an RBM's mean log-likelihood: conservative (RAISE) and upper (from log Ẑ).
+
+    log p(v) = −F(v) − log Z,   F exact for an RBM.
+
+**Upper side.** ``upper`` = mean −F(v) − log Ẑ. Forward AIS gives a stochastic *lower* bound on
+log Z (E log Ẑ ≤ log Z by Jensen, P(log Ẑ > log Z + t) ≤ e^{−t} by Markov), so ``upper`` is a
+stochastic *upper* bound on the log-likelihood. PT + BAR (``bar.log_partition``, the default) is
+consistent rather than a bound, but its failure mode is the same: chains that never reach some of
+the model's mass make log Ẑ too small and ``upper`` too large.
+
+**Conservative side.** ``lower`` comes from RAISE (``raise_.raise_log_likelihood``, Burda, Grosse &
+Salakhutdinov 2015): log p̂(v) is a stochastic lower bound on log q(v), the marginal of the forward
+annealing process, which lies below log p(v) in expectation over v ~ p, so it errs low when the
+annealing is too short. RAISE runs on ``raise_rows`` random rows; their mean is combined with the
+exact mean of −F over *all* rows as a control variate:
+
+    lower = mean_all(−F(v)) + mean_rows(log p̂(v) + F(v)),
+
+unbiased for the all-rows RAISE mean, with standard error sd(log p̂ + F) / √rows, much smaller than
+that of log p̂ itself because −F carries most of the row-to-row variation.
+
+The true mean log-likelihood lies (up to the standard errors) in [``lower``, ``upper``];
+``width`` = upper − lower measures how much the two estimators still disagree. Verdict: both sides
+converged and width ≤ ``max_width`` (default 2 nats) and the sides not crossed by more than three
+standard errors (``diagnostics.bracket_diagnostics``); a ``ConvergenceWarning`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .._checks import check_positive_int
+from ._common import check_model
+from .ais import AISResult
+from .ais import log_partition as ais_log_partition
+from .bar import BARResult
+from .bar import log_partition as bar_log_partition
+from .diagnostics import (
+    MAX_WIDTH,
+    TOLERANCE,
+    Diagnostics,
+    bracket_diagnostics,
+    check_tolerance,
+    verdict,
+    warn_if_not_converged,
+)
+from .raise_ import RAISEResult, raise_diagnostics, raise_log_likelihood
+
+METHODS = ("bar", "ais")
+
+
+@dataclass
+class LikelihoodBracket:
+    """Mean log-likelihood between ``lower`` (conservative, RAISE) and ``upper`` (−F − log Ẑ), in nats."""
+
+    lower: float
+    lower_stderr: float
+    upper: float
+    upper_stderr: float
+    data_term: float
+    log_z: AISResult | BARResult
+    raise_result: RAISEResult
+    diagnostics: Diagnostics
+
+    @property
+    def width(self) -> float:
+        """upper − lower: how far apart the two sides still are (nats)."""
+        return self.upper - self.lower
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    def __str__(self) -> str:
+        return (
+            f"{self.lower:.2f} ± {self.lower_stderr:.2f} … {self.upper:.2f} ± {self.upper_stderr:.2f} nats "
+            f"(width {self.width:.2f}) {verdict(self.diagnostics)}"
+        )
+
+
+@torch.no_grad()
+def log_likelihood_bracket(
+    model: Any,
+    data: Any,
+    train: Any = None,
+    method: str = "bar",
+    log_z: AISResult | BARResult | None = None,
+    raise_rows: int = 200,
+    raise_chains: int = 4,
+    raise_betas: Any = "moderate",
+    options: dict[str, Any] | None = None,
+    seed: int | None = 0,
+    progress: bool = True,
+    tolerance: float = TOLERANCE,
+    max_width: float = MAX_WIDTH,
+    warn: bool = True,
+) -> LikelihoodBracket:
+    """Bracket the mean log-likelihood of ``data`` under an RBM (see the module docstring).
+
+    ``train`` (default ``data``) fits the base-rate model of every annealing path and starts the
+    data-started PT replicas. ``method``: ``"bar"`` (PT + BAR, ``bar.log_partition``) or ``"ais"``
+    (forward AIS, ``ais.log_partition``) for the upper side, with keyword ``options`` passed to it;
+    or pass a ready ``log_z`` result (e.g. to score train and test rows against the same log Ẑ).
+    RAISE scores ``raise_rows`` random rows of ``data`` (all when fewer) with ``raise_chains`` chains
+    each along ``raise_betas``.
+    """
+    model = check_model(model)
+    if model.depth != 2:
+        raise ValueError(f"log_likelihood_bracket needs an RBM (2 layers), got a stack of {model.depth}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if log_z is not None and not isinstance(log_z, (AISResult, BARResult)):
+        raise TypeError(f"log_z must be an AISResult or BARResult (or None), got {type(log_z).__name__}")
+    if isinstance(log_z, AISResult) and log_z.reverse:
+        raise ValueError("log_z must come from a forward run (reverse AIS is not the upper side)")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of keyword arguments, got {type(options).__name__}")
+    raise_rows = check_positive_int(raise_rows, "raise_rows")
+    raise_chains = check_positive_int(raise_chains, "raise_chains", minimum=2)
+    tolerance = check_tolerance(tolerance, "tolerance")
+    max_width = check_tolerance(max_width, "max_width")
+    x = model._visible(data, "data")
+    fit = x if train is None else model._visible(train, "train")
+    neg_f = -model._free_energy(x).to(torch.float64)
+    data_term = float(neg_f.mean())
+    if log_z is None:
+        estimator = bar_log_partition if method == "bar" else ais_log_partition
+        kwargs = {"data": fit, "seed": seed, "progress": progress, "tolerance": tolerance, "warn": False}
+        log_z = estimator(model, **{**kwargs, **(options or {})})
+    upper = data_term - log_z.log_z
+    pick = torch.randperm(x.shape[0], generator=model.generator(seed), device=x.device)[:raise_rows].sort().values
+    rev = raise_log_likelihood(
+        model, x[pick], raise_chains, raise_betas, fit, seed, progress, tolerance=tolerance, warn=False
+    )
+    gap = rev.per_row - neg_f[pick].cpu()
+    rows = gap.shape[0]
+    lower = data_term + float(gap.mean())
+    lower_se = float(gap.std(unbiased=True) / math.sqrt(rows)) if rows > 1 else math.inf
+    conservative = raise_diagnostics(rev.log_estimates, lower_se, tolerance)
+    if not math.isfinite(lower_se) or 2 * math.sqrt(2) * lower_se > tolerance:  # rows sampled: judge their s.e.
+        conservative.reasons.append(f"s.e. {lower_se:.2f} nats over {rows} rows (score more rows)")
+    diag = bracket_diagnostics(lower, lower_se, upper, log_z.stderr, [conservative, log_z.diagnostics], max_width)
+    result = LikelihoodBracket(lower, lower_se, upper, log_z.stderr, data_term, log_z, rev, diag)
+    if warn:
+        warn_if_not_converged(f"log-likelihood bracket {result}", diag)
+    return result

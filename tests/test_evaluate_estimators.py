@@ -1,0 +1,222 @@
+"""Verdicts, PT+BAR and the log-likelihood bracket, against exact enumeration on tiny RBMs."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab.evaluate import (
+    ConvergenceWarning,
+    ais,
+    bar,
+    estimate_log_likelihood,
+    exact,
+    log_likelihood_bracket,
+    raise_log_likelihood,
+    schedules,
+)
+from ebmlab.evaluate.diagnostics import weight_diagnostics
+
+from .test_evaluate_ais import exact_samples, random_rbm
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def strong_rbm(seed: int, scale: float = 2.5) -> BoltzmannMachine:
+    """16×12 RBM with W ~ N(0, scale²): several separated modes, a long tempering path."""
+    g = torch.Generator().manual_seed(seed)
+    model = BoltzmannMachine([BernoulliLayer(16), BernoulliLayer(12)]).to(torch.float64)
+    with torch.no_grad():
+        model.weights[0].copy_(scale * torch.randn(16, 12, generator=g, dtype=torch.float64))
+        model.layers[0].bias.copy_(-0.5 * model.weights[0].sum(1))
+        model.layers[1].bias.copy_(-0.5 * model.weights[0].sum(0))
+    return model
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bar_matches_exact_log_z(seed: int) -> None:
+    """PT+BAR within 0.1 nat of exact log Z (12–20 hidden units, 4 seeds), converged, no warning."""
+    model = random_rbm(seed)
+    log_z = exact.log_partition(model)
+    data = exact_samples(model, 300, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        res = bar.log_partition(model, data, seed=seed, progress=False)
+    assert abs(res.log_z - log_z) < 0.1, (res.log_z, log_z)
+    assert res.converged and res.diagnostics.reasons == [] and "[converged]" in str(res)
+    assert abs(res.diagnostics.drift) < 0.1  # the two halves of the kept sweeps agree
+    assert res.betas[0] == 0 and res.betas[-1] == 1 and (res.betas.diff() >= 0).all()
+    assert res.replica_log_z.shape == (8,) and res.deltas.shape == (res.betas.shape[0] - 1,)
+    assert res.log_z == pytest.approx(res.log_z_base + float(res.deltas.sum()))
+
+
+def test_bar_on_multimodal_model_uses_a_longer_ladder_and_stays_exact() -> None:
+    """Strong couplings (W ~ N(0, 2.5²)): more rungs, error within 3 s.e. for two seeds (exact data rows:
+    Gibbs chains stuck in one of the mirror modes would give a base rate that never reaches the other)."""
+    model = strong_rbm(7)
+    log_z = exact.log_partition(model)
+    data = exact_samples(model, 200, 1)
+    for seed in (0, 1):
+        res = bar.log_partition(model, data, chains=64, sweeps=400, spacing=0.5, seed=seed, progress=False, warn=False)
+        assert res.betas.shape[0] > 5, res.betas.shape
+        # mode hopping is slow here: the replica s.e. (0.1–0.3 nat) is what the error must respect
+        assert abs(res.log_z - log_z) < 3 * res.stderr + 0.02, (seed, res.log_z, log_z, str(res))
+        assert res.stderr < 0.35 and res.converged
+
+
+def test_bennett_solves_the_acceptance_ratio_equation() -> None:
+    """Two Gaussians N(0,1) (f_0 = e^{−x²/2}) and N(1,1) (f_1 = 3·e^{−(x−1)²/2}): Δ = log 3."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(20000, generator=g, dtype=torch.float64)
+    x1 = 1 + torch.randn(20000, generator=g, dtype=torch.float64)
+
+    def u(x: torch.Tensor) -> torch.Tensor:
+        return math.log(3) - (x - 1) ** 2 / 2 + x**2 / 2
+
+    delta = bar.bennett(u(x0).unsqueeze(0), u(x1).unsqueeze(0))
+    left = torch.sigmoid(u(x0) - delta).sum()
+    right = torch.sigmoid(delta - u(x1)).sum()
+    assert float(left - right) == pytest.approx(0.0, abs=1e-6)
+    assert abs(float(delta) - math.log(3)) < 0.03
+
+
+def test_ais_verdict_flips_on_a_short_schedule_and_warns() -> None:
+    model = strong_rbm(3)
+    data = exact_samples(model, 200, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        good = ais.log_partition(model, 200, "moderate", data=data, progress=False)
+    assert good.converged, str(good)
+    with pytest.warns(ConvergenceWarning, match="NOT CONVERGED") as caught:
+        short = ais.log_partition(model, 200, schedules.linear(3), data=data, progress=False)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert str(caught[0].message).count("NOT CONVERGED") == 1
+    assert not short.converged
+    assert short.diagnostics.ess < 0.1 * 200 and any("ESS" in r for r in short.diagnostics.reasons)
+    assert "NOT CONVERGED: ESS" in str(short)
+
+
+def test_weight_diagnostics_flags_a_dominant_chain_and_split_halves() -> None:
+    flat = weight_diagnostics(torch.zeros(100, dtype=torch.float64))
+    assert flat.converged and flat.ess == pytest.approx(100.0) and flat.replica_gap == pytest.approx(0.0)
+    spiky = torch.zeros(100, dtype=torch.float64)
+    spiky[0] = 20.0
+    d = weight_diagnostics(spiky)
+    assert not d.converged and d.ess == pytest.approx(1.0, abs=1e-6)
+    assert d.replica_gap > 10 and any("halves" in r for r in d.reasons)
+
+
+def test_raise_verdict_flips_on_a_short_schedule_and_warns() -> None:
+    """3 annealing steps: the chains of a row disagree (Jensen gap) → not converged; "moderate" passes and,
+    against the exact mean log-likelihood, stays conservative."""
+    model = strong_rbm(3, scale=4.0)
+    data = exact_samples(model, 200, 0)
+    with pytest.warns(ConvergenceWarning, match="Jensen gap"):
+        short = raise_log_likelihood(model, data[:50], 4, schedules.linear(3), data=data, progress=False, tolerance=0.5)
+    assert not short.converged and short.diagnostics.jensen_gap > 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        good = raise_log_likelihood(model, data[:50], 4, "moderate", data=data, progress=False, tolerance=0.5)
+    assert good.converged and good.diagnostics.jensen_gap < short.diagnostics.jensen_gap
+    assert good.mean <= float(exact.log_likelihood(model, data[:50]).mean()) + 2 * good.stderr
+
+
+def test_bar_verdict_flips_when_the_ladder_is_too_coarse() -> None:
+    """One rung for a multimodal model: no overlap, replicas disagree → not converged, warning."""
+    model = strong_rbm(7)
+    data = exact_samples(model, 200, 1)
+    with pytest.warns(ConvergenceWarning, match="PT\\+BAR"):
+        res = bar.log_partition(model, data, chains=8, sweeps=20, max_rungs=1, progress=False)
+    assert not res.converged and res.betas.tolist() == [0.0, 1.0]
+
+
+def test_bracket_contains_exact_log_likelihood() -> None:
+    """lower ≤ exact mean LL ≤ upper within 2 s.e. (3 seeds); narrow and converged."""
+    for seed in range(3):
+        model = random_rbm(seed)
+        data = exact_samples(model, 400, seed)
+        train, test = data[:300], data[300:]
+        ll = float(exact.log_likelihood(model, test).mean())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            b = log_likelihood_bracket(model, test, train, raise_rows=100, seed=seed, progress=False)
+        assert b.lower - 2 * b.lower_stderr - 0.05 <= ll <= b.upper + 2 * b.upper_stderr + 0.05, (seed, ll, str(b))
+        assert abs(b.upper - ll) < 0.1 and abs(b.lower - ll) < 0.1, (seed, ll, str(b))
+        assert b.width == pytest.approx(b.upper - b.lower) and b.converged
+        assert b.diagnostics.bracket_width == pytest.approx(b.width)
+
+
+def test_bracket_with_forward_ais_and_reused_log_z() -> None:
+    model = random_rbm(1)
+    data = exact_samples(model, 300, 1)
+    first = log_likelihood_bracket(
+        model, data, method="ais", options={"chains": 100, "betas": "moderate"}, raise_rows=50, progress=False
+    )
+    again = log_likelihood_bracket(model, data[:100], data, log_z=first.log_z, raise_rows=50, progress=False)
+    assert again.log_z is first.log_z and isinstance(first.log_z, ais.AISResult)
+    ll = exact.log_likelihood(model, data).mean()
+    assert abs(first.upper - float(ll)) < 0.1
+
+
+def test_bracket_verdict_flips_on_short_schedules() -> None:
+    model = strong_rbm(3)
+    data = exact_samples(model, 300, 0)
+    with pytest.warns(ConvergenceWarning, match="bracket"):
+        b = log_likelihood_bracket(
+            model,
+            data,
+            method="ais",
+            options={"chains": 50, "betas": schedules.linear(3)},
+            raise_betas=schedules.linear(3),
+            raise_rows=50,
+            progress=False,
+        )
+    assert not b.converged and "NOT CONVERGED" in str(b)
+
+
+def test_likelihood_estimate_carries_bracket_width_and_verdict() -> None:
+    model = random_rbm(2)
+    data = exact_samples(model, 300, 2)
+    est = estimate_log_likelihood(
+        model,
+        data[:100],
+        data,
+        chains=100,
+        betas="moderate",
+        reverse_chains=4,
+        reverse_rows=40,
+        progress=False,
+        warn=False,
+    )
+    assert est.diagnostics.bracket_width == pytest.approx(est.forward - est.reverse)
+    assert isinstance(est.converged, bool) and "(RAISE)" in str(est)
+
+
+def test_bad_arguments_are_named() -> None:
+    model = random_rbm(0)
+    data = exact_samples(model, 50, 0)
+    with pytest.raises(ValueError, match="method"):
+        log_likelihood_bracket(model, data, method="tap", progress=False)
+    with pytest.raises(TypeError, match="log_z"):
+        log_likelihood_bracket(model, data, log_z=3.0, progress=False)
+    with pytest.raises(ValueError, match="tolerance"):
+        ais.log_partition(model, 10, "fast", data=data, tolerance=0, progress=False)
+    with pytest.raises(ValueError, match="multiple of replicas"):
+        bar.log_partition(model, data, chains=10, replicas=4, progress=False)
+    with pytest.raises(ValueError, match="burn_in"):
+        bar.log_partition(model, data, sweeps=10, burn_in=10, progress=False)
+    deep = BoltzmannMachine([BernoulliLayer(6), BernoulliLayer(4), BernoulliLayer(3)])
+    with pytest.raises(ValueError, match="RBM"):
+        bar.log_partition(deep, progress=False)
+    with pytest.raises(ValueError, match="RBM"):
+        log_likelihood_bracket(deep, torch.zeros(2, 6), progress=False)
