@@ -23,10 +23,14 @@ both ends). ``particles`` visible states carry normalized weights W_i; a step s 
 them by u_i = exp(F_s(v_i) − F_{s'}(v_i)) and adds log Σ_i W_i u_i to log Z (an unbiased estimate of
 Z_{s'}/Z_s given equilibrium particles); s' is the largest value whose conditional effective sample
 size (Σ W u)² / Σ W u² stays ≥ ``ess`` × particles (bisection: F_s is cheap in s once v W_A and
-v W_B are known). The particles are then moved by one block-Gibbs sweep that leaves p_{s'}
-invariant (h_A at β = 1 − s', h_B at β = s', then v given both), resampled (systematic) when
-their ESS falls below ``resample`` × particles, and given ``sweeps`` more Gibbs sweeps under B at the
-end of each call. The anchor is the model of the first call with its weights set to zero: its log Z
+v W_B are known). The particles are then moved by a kernel that leaves p_{s'} invariant: h_A at
+β = 1 − s' and h_B at β = s' given v; then, once the metric has seen data, ``jumps``
+independence Metropolis–Hastings moves of (h_A, h_B) proposing from the data,
+q(h_A, h_B) = (1/N) Σ_n p_A(h_A | x_n; 1 − s') p_B(h_B | x_n; s') over ``proposal_rows`` kept rows
+(a tractable mixture, so the acceptance ratio π(h')q(h) / π(h)q(h') is exact; it lets particles reach
+modes near the data that Gibbs sweeps would not); then v given both. Particles are resampled
+(systematic) when their ESS falls below ``resample`` × particles, and get ``sweeps`` more such moves
+under B at the end of each call. The anchor is the model of the first call with its weights set to zero: its log Z
 is a sum of per-layer log partitions and its visible states are drawn exactly; the first call
 anneals from it (the Trainer makes that call before training, when the model is near it).
 
@@ -54,6 +58,8 @@ from .exact import enumeration_cost, log_partition
 METHODS = ("auto", "exact", "tracked")
 EXACT_LIMIT = 2**22
 BISECTION_STEPS = 30
+
+Rows = tuple[torch.Tensor, torch.Tensor]  # data rows' hidden fields through the models A and B
 
 
 class StatefulMetric(abc.ABC):
@@ -95,6 +101,8 @@ class LiveLogLikelihood(StatefulMetric):
     Args:
         particles: SMC particles (visible states) of the tracked mode.
         sweeps: extra block-Gibbs sweeps of the particles under the current model per call.
+        jumps: data-driven Metropolis–Hastings moves of the particles per call (see the module docstring).
+        proposal_rows: data rows kept (from the first call with data) to propose jumps from.
         ess: target conditional effective sample size per annealing step, as a fraction of ``particles``.
         resample: resample when the ESS falls below this fraction of ``particles``.
         method: ``"auto"`` (exact when cheap, else tracked), ``"exact"`` or ``"tracked"``.
@@ -106,6 +114,8 @@ class LiveLogLikelihood(StatefulMetric):
         self,
         particles: int = 100,
         sweeps: int = 1,
+        jumps: int = 1,
+        proposal_rows: int = 256,
         ess: float = 0.9,
         resample: float = 0.5,
         method: str = "auto",
@@ -114,6 +124,8 @@ class LiveLogLikelihood(StatefulMetric):
     ) -> None:
         self.particles = check_positive_int(particles, "particles", minimum=2)
         self.sweeps = check_positive_int(sweeps, "sweeps", minimum=0)
+        self.jumps = check_positive_int(jumps, "jumps", minimum=0)
+        self.proposal_rows = check_positive_int(proposal_rows, "proposal_rows")
         for name, value in (("ess", ess), ("resample", resample)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
@@ -135,8 +147,10 @@ class LiveLogLikelihood(StatefulMetric):
         self._log_z = math.nan
         self._var = 0.0
         self._generator: torch.Generator | None = None
+        self._rows: torch.Tensor | None = None
         self.mode: str | None = None
         self.steps = 0
+        self.jump_acceptance = math.nan
 
     # -- public --------------------------------------------------------------------------------
     @property
@@ -165,6 +179,9 @@ class LiveLogLikelihood(StatefulMetric):
         """Mean over rows of −F(v) − log Z, with the standard error of log Z."""
         model = check_model(model)
         x = model._visible(data, "data")
+        if self._rows is None:
+            self._rows = x[: self.proposal_rows].clone()
+            self._params = None  # jump now that there are rows to propose from
         self.update(model)
         z = self.log_z
         with torch.no_grad():
@@ -204,6 +221,7 @@ class LiveLogLikelihood(StatefulMetric):
         va, ha = a.layers
         vb, hb = b.layers
         wa, wb = a.weights[0], b.weights[0]
+        rows = None if self._rows is None or not self.jumps else (self._rows @ wa, self._rows @ wb)
         s = 0.0
         while s < 1.0:
             v = self._v
@@ -222,12 +240,13 @@ class LiveLogLikelihood(StatefulMetric):
             step = torch.logsumexp(self._log_w + inc, 0)
             self._log_z += float(step)
             self._log_w = self._log_w + inc - step
-            self._v = self._gibbs(nxt, fa, fb, a, b)
+            self._v = self._move(nxt, fa, fb, a, b, rows)
             self._maybe_resample()
             s = nxt
             self.steps += 1
         for _ in range(self.sweeps):
-            self._v = self._gibbs(1.0, None, self._v @ wb, a, b)
+            v = self._v
+            self._v = self._move(1.0, v @ wa, v @ wb, a, b, rows)
         self._previous.load_state_dict(b.state_dict())
 
     def _next_s(self, s: float, now: torch.Tensor, neg_f: Any) -> float:
@@ -274,15 +293,63 @@ class LiveLogLikelihood(StatefulMetric):
         w = torch.exp(self._log_w)
         return max(float(w.pow(2).sum()) - 1.0 / self.particles, 0.0)
 
-    def _gibbs(self, s: float, fa: torch.Tensor | None, fb: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
-        """One block-Gibbs sweep leaving p_s invariant from hidden fields ``fa`` = v W_A, ``fb`` = v W_B:
-        h_A at β = 1 − s, h_B at β = s, then v given both."""
+    def _move(
+        self, s: float, fa: torch.Tensor, fb: torch.Tensor, a: Any, b: Any, rows: Rows | None
+    ) -> torch.Tensor:
+        """A move leaving p_s invariant, from the hidden fields ``fa`` = v W_A, ``fb`` = v W_B: draw
+        h_A at β = 1 − s and h_B at β = s given v; with data ``rows`` (their fields through A and B),
+        ``jumps`` Metropolis–Hastings moves of (h_A, h_B); then v given both."""
+        ha, hb = a.layers[1], b.layers[1]
+        g = self._generator
+        h_a, h_b = ha.sample(fa, 1.0 - s, g), hb.sample(fb, s, g)
+        field = self._visible_field(s, h_a, h_b, a, b)
+        if rows is not None:
+            field = self._jump(s, h_a, h_b, field, a, b, rows)
+        return b.layers[0].sample(field, 1.0, g)
+
+    @staticmethod
+    def _visible_field(s: float, h_a: torch.Tensor, h_b: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
+        """f such that p_s(v | h_A, h_B) is B's visible conditional at f:
+        (1 − s)(b_A + W_A r(h_A)) + s(b_B + W_B r(h_B)) − b_B (visible energies are linear, −bᵀv)."""
         va, ha = a.layers
         vb, hb = b.layers
-        g = self._generator
-        field = (s * vb.bias).expand(self.particles, -1)
-        if s > 0:
-            field = field + s * (hb.rescale(hb.sample(fb, s, g)) @ b.weights[0].T)
-        if s < 1 and fa is not None:
-            field = field + (1.0 - s) * (va.bias + ha.rescale(ha.sample(fa, 1.0 - s, g)) @ a.weights[0].T)
-        return vb.sample(field - vb.bias, 1.0, g)
+        field = (s - 1.0) * vb.bias + s * (hb.rescale(h_b) @ b.weights[0].T)
+        if s < 1:
+            field = field + (1.0 - s) * (va.bias + ha.rescale(h_a) @ a.weights[0].T)
+        return field
+
+    def _jump(
+        self, s: float, h_a: torch.Tensor, h_b: torch.Tensor, field: torch.Tensor, a: Any, b: Any, rows: Rows
+    ) -> torch.Tensor:
+        """Independence Metropolis–Hastings on (h_A, h_B) targeting p_s(h_A, h_B) (v summed out): propose a
+        data row x_n at random, then h_A ~ p_A(h | x_n; β = 1 − s) and h_B ~ p_B(h | x_n; β = s), so that
+        q(h_A, h_B) = (1/N) Σ_n p_A(h_A | x_n; 1 − s) p_B(h_B | x_n; s) (hidden energies are linear).
+        ``field`` is the visible field of (h_A, h_B); returns that of the final states."""
+        ha = a.layers[1]
+        vb, hb = b.layers
+        g, n = self._generator, rows[0].shape[0]
+        ra, rb = rows
+        nat_a = ((1.0 - s) * (ra + ha.bias)).to(torch.float64)
+        nat_b = (s * (rb + hb.bias)).to(torch.float64)
+        log_zn = (ha.log_partition(ra, 1.0 - s) + hb.log_partition(rb, s)).to(torch.float64)
+
+        def log_q(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            terms = x.to(torch.float64) @ nat_a.T + y.to(torch.float64) @ nat_b.T - log_zn
+            return torch.logsumexp(terms, 1) - math.log(n)
+
+        def log_pi(x: torch.Tensor, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+            return (vb.log_partition(f) - (1.0 - s) * ha.energy(x) - s * hb.energy(y)).to(torch.float64)
+
+        old = log_pi(h_a, h_b, field) - log_q(h_a, h_b)
+        for _ in range(self.jumps):
+            pick = torch.randint(n, (self.particles,), generator=g, device=ra.device)
+            new_a, new_b = ha.sample(ra[pick], 1.0 - s, g), hb.sample(rb[pick], s, g)
+            new_field = self._visible_field(s, new_a, new_b, a, b)
+            new = log_pi(new_a, new_b, new_field) - log_q(new_a, new_b)
+            u = torch.rand(self.particles, dtype=torch.float64, device=ra.device, generator=g)
+            accept = torch.log(u) < new - old
+            self.jump_acceptance = float(accept.double().mean())
+            keep = accept.unsqueeze(1)
+            h_a, h_b = torch.where(keep, new_a, h_a), torch.where(keep, new_b, h_b)
+            field, old = torch.where(keep, new_field, field), torch.where(accept, new, old)
+        return field
