@@ -57,7 +57,7 @@ from .exact import enumeration_cost, log_partition
 
 METHODS = ("auto", "exact", "tracked")
 EXACT_LIMIT = 2**22
-BISECTION_STEPS = 30
+BISECTION_STEPS = 12
 
 Rows = tuple[torch.Tensor, torch.Tensor]  # data rows' hidden fields through the models A and B
 

@@ -32,6 +32,7 @@ group's row plus the option's row); deeper stacks evaluate the exact free energy
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -81,8 +82,10 @@ def pseudo_likelihood_rows(model: Any, v: Any, chunk: int | None = None) -> torc
     return torch.cat(out)
 
 
+@functools.lru_cache(maxsize=8)
 def _subsets(rows: int, groups: int, k: int, seed: int) -> torch.Tensor:
-    """(rows, k) group indices: for each row k distinct groups drawn uniformly from a seeded generator."""
+    """(rows, k) group indices: for each row k distinct groups drawn uniformly from a seeded generator
+    (cached: the Trainer asks for the same subsets every epoch)."""
     g = torch.Generator().manual_seed(seed)
     return torch.rand(rows, groups, generator=g).argsort(1)[:, :k]
 
@@ -93,6 +96,15 @@ def _terms(model: Any, v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     G, m, options, actual = _groups(visible, v)
     rows, k = idx.shape
     K = options.shape[0]
+    if model.depth == 2 and isinstance(visible, BernoulliLayer):
+        # one variant per term: v with unit g flipped, −F = bᵀv + d b_g + log Z_h(vW + d W_g), d = 1 − 2 v_g
+        hidden, w = model.layers[1], model.weights[0]
+        vw = v @ w
+        own = v @ visible.bias + hidden.log_partition(vw)
+        d = 1 - 2 * v.gather(1, idx)
+        flip = (v @ visible.bias).unsqueeze(1) + d * visible.bias[idx]
+        flip = flip + hidden.log_partition(vw.unsqueeze(1) + d.unsqueeze(-1) * w[idx])
+        return -torch.nn.functional.softplus(flip - own.unsqueeze(1))
     if model.depth == 2:
         w_g = model.weights[0].reshape(G, m, -1)
         b_g = visible.bias.reshape(G, m)
@@ -126,7 +138,7 @@ def pseudo_likelihood_estimate(model: Any, v: Any, units: int = 8, seed: int = 0
     G = _groups(model.layers[0], x[:1])[0]
     k = min(units, G)
     idx = _subsets(x.shape[0], G, k, seed).to(x.device)
-    K = 2 if isinstance(model.layers[0], BernoulliLayer) else model.layers[0].states
+    K = 1 if isinstance(model.layers[0], BernoulliLayer) else model.layers[0].states
     width = k * K * (model.layers[1].n if model.depth == 2 else model.layers[0].n)
     chunks = row_chunks(x.shape[0], max(1, CHUNK_ELEMENTS // width))
     terms = torch.cat([_terms(model, x[rows], idx[rows]) for rows in chunks]).to(torch.float64)

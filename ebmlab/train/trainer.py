@@ -107,13 +107,13 @@ class Trainer:
     brought to the initial parameters before the first epoch, and reset by ``load_state_dict``.
 
     ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
-    Each metric's cost (its training and validation calls) is measured in CPU seconds (wall seconds
-    on CUDA); it earns ``metric_budget / number of metrics`` of each epoch's training time and runs
-    when its earnings cover its last measured cost, so an expensive metric runs every n-th epoch. On
-    the other epochs it is recorded as NaN (in ``state.metrics``, the history and ``<name>_stderr``).
-    Every metric runs on its first epoch (to be measured), and one costing under 5 ms always runs.
-    ``None``: every metric every epoch. ``wall_seconds`` and ``samples_per_second`` count the time
-    the metrics took.
+    Each metric's cost (its training and validation calls) is measured in CPU seconds of this
+    process (wall seconds on CUDA). Every epoch earns ``metric_budget`` × its training time; the
+    metrics run together when the savings cover their last measured cost (and on the first epoch,
+    to be measured), so when they are expensive they run every n-th epoch, and are recorded as NaN on
+    the others (in ``state.metrics``, the history and ``<name>_stderr``). A metric that costs under
+    5 ms runs every epoch. ``None``: every metric every epoch. ``wall_seconds`` and
+    ``samples_per_second`` count the time the metrics took.
     """
 
     def __init__(
@@ -175,7 +175,7 @@ class Trainer:
         self._validated: dict[str, tuple[Any, torch.Tensor, int, Dataset, torch.Tensor]] = {}
         self._resolved: tuple[dict[str, MetricFn], dict[str, MetricFn]] | None = None
         self._metric_cost: dict[str, float] = {}
-        self._metric_credit: dict[str, float] = {}
+        self._metric_credit = 0.0
         self._stderr_names: set[str] = set()
         self._train_clock = 0.0
 
@@ -494,20 +494,21 @@ class Trainer:
 
     def _prepare_stateful(self, state: TrainState) -> None:
         """Bring stateful metrics (the live log-likelihood) to the current parameters before training."""
-        for name, fn in self._stateful().items():
+        for fn in self._stateful().values():
             start, wall = self._clock(), time.perf_counter()
             fn.update(self.model)
             state.metric_seconds += time.perf_counter() - wall
-            self._metric_credit[name] = self._metric_credit.get(name, 0.0) - (self._clock() - start)
+            self._metric_credit -= self._clock() - start
 
-    def _due(self, name: str, count: int) -> bool:
-        """Whether metric ``name`` runs this epoch (see ``metric_budget``); accrues its share of the budget."""
+    def _scheduled(self, names: list[str]) -> bool:
+        """Whether the metrics above the cost floor run this epoch (see ``metric_budget``); saves the budget."""
         if self.metric_budget is None:
             return True
-        credit = self._metric_credit.get(name, 0.0) + self.metric_budget * self._train_clock / count
-        self._metric_credit[name] = credit
-        cost = self._metric_cost.get(name)
-        return cost is None or cost <= METRIC_FLOOR_SECONDS or credit >= cost
+        self._metric_credit += self.metric_budget * self._train_clock
+        costs = [self._metric_cost.get(n) for n in names]
+        if any(c is None for c in costs):
+            return True
+        return self._metric_credit >= sum(c for c in costs if c is not None and c > METRIC_FLOOR_SECONDS)
 
     def _record(self, out: dict[str, float], name: str, value: Any) -> None:
         out[name] = float(value)
@@ -527,10 +528,11 @@ class Trainer:
     ) -> dict[str, float]:
         """The epoch's metrics: scheduled ones computed, the others NaN (with their ``_stderr``)."""
         out = dict(metrics)
-        count = len(single) + len(paired)
+        scheduled = self._scheduled([*single, *paired])
         for name, fn in [*single.items(), *paired.items()]:
             names = [name] if name in paired or valid is None else [name, f"val_{name}"]
-            if not self._due(name, count):
+            cost = self._metric_cost.get(name)
+            if not scheduled and cost is not None and cost > METRIC_FLOOR_SECONDS:
                 for n in names:
                     out[n] = math.nan
                     if n in self._stderr_names:
@@ -545,7 +547,7 @@ class Trainer:
                     self._record(out, f"val_{name}", fn(self.model, valid))
             cost = self._clock() - start
             self._metric_cost[name] = cost
-            self._metric_credit[name] -= cost
+            self._metric_credit -= cost
         out.update({k: float(v) for k, v in self.method.metrics().items()})
         return out
 
