@@ -4,7 +4,8 @@ Trains a 784×500 Bernoulli RBM with PCD-1 (100 chains, batch 100, Adam lr 1e-3)
 ``train5k`` (``--data-dir``; random binary rows of the same shape when absent) for ``--epochs``
 epochs, with a 10 % validation split, three ways in one run, alternating so that load on the
 machine hits them alike: no metrics (``metrics={}``), the default metrics under the default
-``metric_budget`` (5 %), and the live ``log_likelihood`` alone under a 10 % budget. Each fit is
+``metric_budget`` (5 %), and the live ``log_likelihood`` alone (tracked, so it runs every epoch, on
+1,000 training and the 500 validation rows). Each fit is
 timed in wall and process CPU seconds (CPU time is not inflated by other processes sharing the
 machine). Prints seconds per epoch, the ratios to the plain fit, how often each metric ran, and the
 last live log-likelihood beside forward AIS (``ebmlab.evaluate.ais``, ``--ais-chains`` chains,
@@ -45,9 +46,7 @@ def fit(x: torch.Tensor, v: torch.Tensor, epochs: int, kind: str) -> tuple[float
     model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(500)], seed=0)
     model.initialize(x)
     metrics = {"none": {}, "default": None, "live": ["log_likelihood"]}[kind]
-    budget = 0.10 if kind == "live" else 0.05
-    trainer = Trainer(model, PCD(k=1, chains=100), lr=1e-3, batch_size=100, progress=False, metrics=metrics,
-                      metric_budget=budget)
+    trainer = Trainer(model, PCD(k=1, chains=100), lr=1e-3, batch_size=100, progress=False, metrics=metrics)
     wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit(x, epochs, validation=v)
     return time.perf_counter() - wall, time.process_time() - cpu, trainer

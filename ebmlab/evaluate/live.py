@@ -154,6 +154,12 @@ class LiveLogLikelihood(StatefulMetric):
 
     # -- public --------------------------------------------------------------------------------
     @property
+    def every_epoch(self) -> bool:
+        """True in tracked mode: the Trainer then runs it every epoch, outside ``metric_budget`` (skipping
+        epochs would save little — a call's work grows with the parameter change since the last one)."""
+        return self.mode == "tracked"
+
+    @property
     def log_z(self) -> Estimate:
         """The current log Z estimate with its standard error (NaN before the first update)."""
         return Estimate(self._log_z, math.sqrt(self._var + self._block_variance()) if self._v is not None else 0.0)
