@@ -10,6 +10,7 @@ writes ``OUT/model.safetensors``, the run history ``OUT/history.zarr`` and the c
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -178,8 +179,10 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
 
 
 def summary(epoch: int, metrics: dict[str, float], seconds: float) -> str:
-    """The final metric line: ``epoch E: name=value … (S s)``."""
-    shown = " ".join(f"{k}={v:.5g}" for k, v in metrics.items() if k not in ("lr", "wall_seconds"))
+    """The final metric line: ``epoch E: name=value … (S s)`` (metrics not computed at that epoch are left out)."""
+    shown = " ".join(
+        f"{k}={v:.5g}" for k, v in metrics.items() if k not in ("lr", "wall_seconds") and not math.isnan(v)
+    )
     return f"epoch {epoch}: {shown} ({seconds:.1f} s)"
 
 

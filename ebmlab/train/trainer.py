@@ -112,9 +112,10 @@ class Trainer:
     ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
     Each metric's cost (its training and validation calls) is measured in CPU seconds of this
     process (wall seconds on CUDA). Every epoch earns ``metric_budget`` × its training time; the
-    metrics run together when the savings cover their last measured cost (and on the first epoch,
-    to be measured), so when they are expensive they run every n-th epoch, and are recorded as NaN on
-    the others (in ``state.metrics``, the history and ``<name>_stderr``). A metric that costs under
+    metrics run together on the first epoch (to be measured), on the last epoch of ``fit``, and when
+    the savings cover twice their last measured cost (one round now, one kept for the last epoch), so
+    when they are expensive they run every n-th epoch, and are recorded as NaN on the others (in
+    ``state.metrics``, the history and ``<name>_stderr``). A metric that costs under
     5 ms runs every epoch, and so does one whose ``every_epoch`` attribute is true (the tracked live
     log-likelihood), outside the budget. ``None``: every metric every epoch. ``wall_seconds`` and
     ``samples_per_second`` count the time the metrics took.
@@ -399,7 +400,8 @@ class Trainer:
                 if not self._epoch(x, state, bar, params, began):
                     break
                 start = time.perf_counter()
-                state.metrics = self._epoch_metrics(state.metrics, train_sub, val_sub, single, paired)
+                final = self.epoch >= epochs
+                state.metrics = self._epoch_metrics(state.metrics, train_sub, val_sub, single, paired, final)
                 spent = time.perf_counter() - start
                 state.metric_seconds += spent
                 state.metrics["wall_seconds"] += spent
@@ -505,15 +507,18 @@ class Trainer:
             if not getattr(fn, "every_epoch", False):
                 self._metric_credit -= self._clock() - start
 
-    def _scheduled(self, names: list[str]) -> bool:
-        """Whether the metrics above the cost floor run this epoch (see ``metric_budget``); saves the budget."""
+    def _scheduled(self, names: list[str], final: bool) -> bool:
+        """Whether the metrics above the cost floor run this epoch (see ``metric_budget``); saves the budget.
+
+        They run on the last epoch of ``fit``, on their first epoch, and otherwise when the savings
+        cover twice their cost: one round now and one kept for the last epoch."""
         if self.metric_budget is None:
             return True
         self._metric_credit += self.metric_budget * self._train_clock
         costs = [self._metric_cost.get(n) for n in names]
-        if any(c is None for c in costs):
+        if final or any(c is None for c in costs):
             return True
-        return self._metric_credit >= sum(c for c in costs if c is not None and c > METRIC_FLOOR_SECONDS)
+        return self._metric_credit >= 2 * sum(c for c in costs if c is not None and c > METRIC_FLOOR_SECONDS)
 
     def _record(self, out: dict[str, float], name: str, value: Any) -> None:
         out[name] = float(value)
@@ -530,11 +535,12 @@ class Trainer:
         valid: torch.Tensor | None,
         single: dict[str, MetricFn],
         paired: dict[str, MetricFn],
+        final: bool = False,
     ) -> dict[str, float]:
         """The epoch's metrics: scheduled ones computed, the others NaN (with their ``_stderr``)."""
         out = dict(metrics)
         every = {n for n, fn in [*single.items(), *paired.items()] if getattr(fn, "every_epoch", False)}
-        scheduled = self._scheduled([n for n in [*single, *paired] if n not in every])
+        scheduled = self._scheduled([n for n in [*single, *paired] if n not in every], final)
         for name, fn in [*single.items(), *paired.items()]:
             names = [name] if name in paired or valid is None else [name, f"val_{name}"]
             cost = self._metric_cost.get(name)
