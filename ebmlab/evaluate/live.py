@@ -100,7 +100,7 @@ class LiveLogLikelihood(StatefulMetric):
 
     Args:
         particles: SMC particles (visible states) of the tracked mode.
-        sweeps: extra block-Gibbs sweeps of the particles under the current model per call.
+        sweeps: extra moves (Gibbs, then the jumps) of the particles under the current model per call.
         jumps: data-driven Metropolis–Hastings moves of the particles per call (see the module docstring).
         proposal_rows: data rows kept (from the first call with data) to propose jumps from.
         ess: target conditional effective sample size per annealing step, as a fraction of ``particles``.
@@ -187,7 +187,8 @@ class LiveLogLikelihood(StatefulMetric):
         x = model._visible(data, "data")
         if self._rows is None:
             self._rows = x[: self.proposal_rows].clone()
-            self._params = None  # jump now that there are rows to propose from
+            if self.mode == "tracked":
+                self._params = None  # move the particles now that there are rows to propose jumps from
         self.update(model)
         z = self.log_z
         with torch.no_grad():

@@ -135,7 +135,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
         progress: bool = True,
-        validation_rows: int = 1000,
+        validation_rows: int = 500,
         metric_budget: float | None = 0.05,
     ) -> None:
         if not isinstance(model, BoltzmannMachine):
