@@ -38,7 +38,9 @@ Error. Between resamplings the product of the increments is an importance weight
 variance ≈ 1/ESS − 1/P per block (delta method); the blocks add up to ``stderr``. This covers the
 Monte Carlo noise only: when the Gibbs sweeps do not keep the particles near equilibrium (sharp
 modes in a well-trained large model) the tracked log Z is biased low and the log-likelihood high —
-compare with ``ebmlab.evaluate`` estimators at the end of training.
+compare with ``ebmlab.evaluate`` estimators at the end of training. Measured: within 0.5 nat of
+exact at every epoch on 16×8 and 16×16 RBMs and within 0.1 nat on a 784×16 MNIST RBM (lr 1e-3);
+on a 784×500 MNIST RBM the jumps are never accepted and the estimate is useless (tens of nats).
 """
 
 from __future__ import annotations
