@@ -11,10 +11,13 @@ import torch
 from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer, OneHotLayer
 from ebmlab.evaluate import (
     PAIRED_METRICS,
+    LiveLogLikelihood,
     free_energy_gap,
     get_metric,
     list_metrics,
+    mean_log_likelihood,
     pseudo_likelihood,
+    pseudo_likelihood_estimate,
     pseudo_likelihood_rows,
     reconstruction_error,
     weight_norm,
@@ -137,7 +140,11 @@ def test_weight_metrics() -> None:
 
 def test_registry() -> None:
     assert {"reconstruction_error", "pseudo_likelihood", "free_energy_gap", "weight_norm"} <= set(list_metrics())
-    assert get_metric("pseudo_likelihood") is pseudo_likelihood
+    assert get_metric("pseudo_likelihood") is pseudo_likelihood_estimate
+    assert get_metric("pseudo_likelihood_exact") is pseudo_likelihood
+    assert get_metric("log_likelihood_exact") is mean_log_likelihood
+    live = get_metric("log_likelihood")
+    assert isinstance(live, LiveLogLikelihood) and get_metric("log_likelihood") is not live
     assert "free_energy_gap" in PAIRED_METRICS
     model = randomize(BoltzmannMachine([BernoulliLayer(4), BernoulliLayer(3)]), seed=0)
     data = torch.tensor([[1.0, 0, 1, 1], [0, 0, 1, 0]], dtype=torch.float64)

@@ -12,6 +12,7 @@ time writes to OUT (the lock file ``OUT/.ebmlab.lock`` holds its pid).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -185,8 +186,10 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
 
 
 def summary(epoch: int, metrics: dict[str, float], seconds: float) -> str:
-    """The final metric line: ``epoch E: name=value … (S s)``."""
-    shown = " ".join(f"{k}={v:.5g}" for k, v in metrics.items() if k not in ("lr", "wall_seconds"))
+    """The final metric line: ``epoch E: name=value … (S s)`` (metrics not computed at that epoch are left out)."""
+    shown = " ".join(
+        f"{k}={v:.5g}" for k, v in metrics.items() if k not in ("lr", "wall_seconds") and not math.isnan(v)
+    )
     return f"epoch {epoch}: {shown} ({seconds:.1f} s)"
 
 

@@ -16,7 +16,12 @@ data)`` (BAR on parallel-tempering samples, Krause, Fischer & Igel 2020) is the 
 ``ConvergenceWarning`` when its checks fail (``diagnostics``).
 
 Every metric in the registry is a callable ``(model, data) -> float`` usable as a Trainer
-validation metric, looked up by name with ``get_metric(name)``. The one exception is
+validation metric, looked up by name with ``get_metric(name)``. Estimated metrics return an
+``Estimate`` (a float with ``.stderr``): ``"pseudo_likelihood"`` (8 random units per row, unbiased;
+``"pseudo_likelihood_exact"`` sums every unit) and the live ``"log_likelihood"`` (a
+``LiveLogLikelihood``: log Z exact when enumeration is cheap, else tracked across calls;
+``"log_likelihood_exact"`` enumerates on every call). A registry entry that is a
+``StatefulMetric`` subclass is a factory: ``get_metric`` returns a fresh instance. The one exception is
 ``"free_energy_gap"``, which compares two data sets: ``free_energy_gap(model, train, valid)``
 (its name is listed in ``PAIRED_METRICS``); the per-set quantity ``"free_energy"`` is a
 regular metric, and the gap is the difference of its validation and training values.
@@ -28,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import ais, bar, exact, raise_, schedules
+from ._common import Estimate
 from .ais import AISResult, LikelihoodEstimate, estimate_log_likelihood
 from .bar import BARResult
 from .bounds import mean_field_lower_bound, variational_free_energy
@@ -36,7 +42,8 @@ from .diagnostics import ConvergenceWarning, Diagnostics
 from .exact import log_likelihood, mean_log_likelihood
 from .free_energy_gap import free_energy_gap, mean_free_energy
 from .heat_capacity import heat_capacity, model_heat_capacity
-from .pseudo_likelihood import pseudo_likelihood, pseudo_likelihood_rows
+from .live import LiveLogLikelihood, StatefulMetric
+from .pseudo_likelihood import pseudo_likelihood, pseudo_likelihood_estimate, pseudo_likelihood_rows
 from .raise_ import RAISEResult, raise_log_likelihood
 from .reconstruction import reconstruction_error
 from .sample_metrics import (
@@ -60,13 +67,15 @@ def _pseudo_likelihood_per_unit(model: Any, data: Any) -> float:
     return pseudo_likelihood(model, data, per_unit=True)
 
 
-METRICS: dict[str, Metric] = {
+METRICS: dict[str, Metric | type[StatefulMetric]] = {
     "reconstruction_error": reconstruction_error,
-    "pseudo_likelihood": pseudo_likelihood,
+    "pseudo_likelihood": pseudo_likelihood_estimate,
+    "pseudo_likelihood_exact": pseudo_likelihood,
     "pseudo_likelihood_per_unit": _pseudo_likelihood_per_unit,
     "free_energy": mean_free_energy,
     "free_energy_gap": free_energy_gap,
-    "log_likelihood": mean_log_likelihood,
+    "log_likelihood": LiveLogLikelihood,
+    "log_likelihood_exact": mean_log_likelihood,
     "weight_norm": weight_norm,
     "weight_sparsity": weight_sparsity,
     "energy_distance": model_energy_distance,
@@ -82,13 +91,17 @@ PAIRED_METRICS = frozenset({"free_energy_gap"})
 def get_metric(name: str) -> Metric:
     """The metric registered under ``name``: ``(model, data) -> float``.
 
-    ``"free_energy_gap"`` (see ``PAIRED_METRICS``) takes ``(model, train, valid)`` instead.
+    ``"free_energy_gap"`` (see ``PAIRED_METRICS``) takes ``(model, train, valid)`` instead. A
+    stateful entry (``"log_likelihood"``) is built afresh on each call, with its default settings.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a metric name (str), got {type(name).__name__}")
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; available: {', '.join(sorted(METRICS))}")
-    return METRICS[name]
+    entry = METRICS[name]
+    if isinstance(entry, type) and issubclass(entry, StatefulMetric):
+        return entry()
+    return entry
 
 
 def list_metrics() -> list[str]:
@@ -103,9 +116,12 @@ __all__ = [
     "BARResult",
     "ConvergenceWarning",
     "Diagnostics",
+    "Estimate",
     "LikelihoodBracket",
     "LikelihoodEstimate",
+    "LiveLogLikelihood",
     "RAISEResult",
+    "StatefulMetric",
     "ais",
     "bar",
     "energy_distance",
@@ -130,6 +146,7 @@ __all__ = [
     "model_knn_kl",
     "model_knn_reverse_kl",
     "pseudo_likelihood",
+    "pseudo_likelihood_estimate",
     "pseudo_likelihood_rows",
     "raise_",
     "raise_log_likelihood",

@@ -1,4 +1,4 @@
-"""Helpers shared by the evaluation metrics: input checks and row chunking."""
+"""Helpers shared by the evaluation metrics: input checks, row chunking, estimates with a standard error."""
 
 from __future__ import annotations
 
@@ -39,3 +39,19 @@ def row_chunks(rows: int, chunk: int) -> Iterator[slice]:
 def as_float(x: torch.Tensor) -> float:
     """A scalar tensor as a Python float."""
     return float(x.detach().to(torch.float64).cpu())
+
+
+class Estimate(float):
+    """A metric value that carries its standard error: ``float(x)`` is the estimate, ``x.stderr`` its
+    standard error. It is a ``float``, so ``(model, data) -> float`` callers need no change; the
+    Trainer records ``x.stderr`` as ``<name>_stderr`` beside ``<name>`` (NaN: unknown)."""
+
+    stderr: float
+
+    def __new__(cls, value: float, stderr: float = float("nan")) -> Estimate:
+        obj = super().__new__(cls, value)
+        obj.stderr = float(stderr)
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Estimate({float(self)!r}, stderr={self.stderr!r})"

@@ -21,6 +21,10 @@ class TrainState:
     global batch count; ``metrics`` holds the last finished epoch's numbers (train metrics,
     ``val_*`` validation metrics, ``loss``, ``lr``, ``wall_seconds``, ``samples_per_second`` and
     the method's own); ``history`` one list per metric name; ``elapsed`` seconds since fit began.
+    A metric not computed at an epoch (see ``Trainer(metric_budget=...)``) reads NaN there, and
+    ``<name>_stderr`` holds the standard error of an estimated metric. ``wall_seconds`` and
+    ``samples_per_second`` count the metrics' time; ``train_seconds`` and ``metric_seconds`` split the
+    wall seconds of this fit between the batches and the metrics.
     """
 
     trainer: Trainer
@@ -37,6 +41,8 @@ class TrainState:
     loss: float = float("nan")
     lr: float = float("nan")
     elapsed: float = 0.0
+    train_seconds: float = 0.0
+    metric_seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)
 

@@ -55,21 +55,31 @@ def _derived_seed(*words: int) -> int:
 
 
 def default_metrics(model: BoltzmannMachine) -> list[str]:
-    """RBMs: reconstruction error, pseudo-likelihood (discrete visible units), free-energy gap.
+    """RBMs: reconstruction error, pseudo-likelihood (estimated over 8 units per row, with its standard
+    error; discrete visible units), free-energy gap, and the log-likelihood when exact enumeration is
+    cheap (``ebmlab.evaluate.live.exact_cost`` ≤ 2²²). Otherwise ask for ``"log_likelihood"`` by name:
+    tracking log Z costs about 10 % of a 784×500 PCD epoch, twice the default metrics' budget.
 
     Deeper stacks: reconstruction error (their free energy needs enumeration).
     """
+    from ..evaluate.live import EXACT_LIMIT, exact_cost
+
     if model.depth > 2:
         return ["reconstruction_error"]
     names = ["reconstruction_error"]
-    if isinstance(model.layers[0], (BernoulliLayer, OneHotLayer)):
+    discrete = [isinstance(layer, (BernoulliLayer, OneHotLayer)) for layer in model.layers]
+    if discrete[0]:
         names.append("pseudo_likelihood")
-    return [*names, "free_energy_gap"]
+    names.append("free_energy_gap")
+    if all(discrete) and exact_cost(model) <= EXACT_LIMIT:
+        names.append("log_likelihood")
+    return names
 
 
 def _postfix(metrics: dict[str, float]) -> dict[str, str]:
     """The progress bar's summary: the loss and the validation metrics (the train ones without validation)."""
     shown = [k for k in metrics if k.startswith("val_")] or [k for k in metrics if k not in _BOOKKEEPING]
+    shown = [k for k in shown if not k.endswith("_stderr") and not math.isnan(metrics[k])]
     return {
         k.replace("reconstruction_error", "recon").replace("pseudo_likelihood", "pl"): f"{metrics[k]:.4g}"
         for k in shown
@@ -77,6 +87,9 @@ def _postfix(metrics: dict[str, float]) -> dict[str, str]:
 
 
 _BOOKKEEPING = frozenset({"loss", "lr", "wall_seconds", "samples_per_second"})
+
+# a metric whose measured cost is below this many seconds is computed every epoch, whatever the budget
+METRIC_FLOOR_SECONDS = 0.005
 
 
 class Trainer:
@@ -99,6 +112,21 @@ class Trainer:
     Inf does. Healthy training stays orders of magnitude below it (|W| of 10⁴ freezes every unit of
     a Bernoulli model); a learning rate far too large (SGD or Adam at lr 1e6) crosses it at once.
     Only one ``fit`` may run on a Trainer at a time: a second concurrent call raises ``RuntimeError``.
+
+    A metric may return an ``Estimate`` (a float with ``.stderr``); its standard error is recorded as ``<name>_stderr``. Stateful metrics
+    (``ebmlab.evaluate.StatefulMetric``, e.g. the live ``log_likelihood``) are built once per Trainer,
+    brought to the initial parameters before the first epoch, and reset by ``load_state_dict``.
+
+    ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
+    Each metric's cost (its training and validation calls) is measured in CPU seconds of this
+    process (wall seconds on CUDA). Every epoch earns ``metric_budget`` × its training time; the
+    metrics run together on the first epoch (to be measured), on the last epoch of ``fit``, and when
+    the savings cover twice their last measured cost (one round now, one kept for the last epoch), so
+    when they are expensive they run every n-th epoch, and are recorded as NaN on the others (in
+    ``state.metrics``, the history and ``<name>_stderr``). A metric that costs under
+    5 ms runs every epoch, and so does one whose ``every_epoch`` attribute is true (the tracked live
+    log-likelihood), outside the budget. ``None``: every metric every epoch. ``wall_seconds`` and
+    ``samples_per_second`` count the time the metrics took.
     """
 
     def __init__(
@@ -115,8 +143,9 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
         progress: bool = True,
-        validation_rows: int = 1000,
+        validation_rows: int = 500,
         max_param_growth: float | None = 1e4,
+        metric_budget: float | None = 0.05,
     ) -> None:
         if not isinstance(model, BoltzmannMachine):
             raise TypeError(f"model must be an ebmlab BoltzmannMachine, got {type(model).__name__}")
@@ -133,6 +162,13 @@ class Trainer:
         if self.max_param_growth is not None and self.max_param_growth <= 1:
             raise ValueError(f"max_param_growth must be > 1 (or None), got {max_param_growth!r}")
         self._param_limit = math.inf
+        if metric_budget is not None and (
+            isinstance(metric_budget, bool) or not isinstance(metric_budget, (int, float)) or not metric_budget > 0
+            or not math.isfinite(metric_budget)
+        ):
+            raise ValueError("metric_budget must be a positive fraction of training time or None, "
+                             f"got {metric_budget!r}")
+        self.metric_budget = None if metric_budget is None else float(metric_budget)
         self.optimizer = self._make_optimizer(optimizer, float(lr))
         self.scheduler = self._make_scheduler(scheduler)
         self.penalties = resolve(model, penalties, Penalty, "penalties")
@@ -156,6 +192,11 @@ class Trainer:
         self._pending_lr: float | None = None
         self._paused_seconds = 0.0
         self._validated: dict[str, tuple[Any, torch.Tensor, int, Dataset, torch.Tensor]] = {}
+        self._resolved: tuple[dict[str, MetricFn], dict[str, MetricFn]] | None = None
+        self._metric_cost: dict[str, float] = {}
+        self._metric_credit = 0.0
+        self._stderr_names: set[str] = set()
+        self._train_clock = 0.0
 
     # -- construction helpers ------------------------------------------------------------------
     def _make_optimizer(self, optimizer: OptimizerArg, lr: float) -> torch.optim.Optimizer:
@@ -217,7 +258,19 @@ class Trainer:
         raise TypeError("metrics must be a dict {name: callable}, a list of ebmlab.evaluate metric names, or None")
 
     def _resolve_metrics(self) -> tuple[dict[str, MetricFn], dict[str, MetricFn]]:
-        """(single-set metrics, paired metrics)."""
+        """(single-set metrics, paired metrics), built once per Trainer (stateful metrics keep their state)."""
+        if self._resolved is None:
+            self._resolved = self._build_metrics()
+        return self._resolved
+
+    def _stateful(self) -> dict[str, Any]:
+        """{name: metric} of the stateful metrics."""
+        from ..evaluate import StatefulMetric
+
+        single, paired = self._resolve_metrics()
+        return {n: fn for n, fn in [*single.items(), *paired.items()] if isinstance(fn, StatefulMetric)}
+
+    def _build_metrics(self) -> tuple[dict[str, MetricFn], dict[str, MetricFn]]:
         metrics = default_metrics(self.model) if self.metrics is None else self.metrics
         if not metrics:
             return {}, {}
@@ -350,6 +403,7 @@ class Trainer:
         self._stop.clear()
         state = TrainState(self, self.model, self.method, self.optimizer, ds, val_ds, self.epoch, epochs)
         state.batches, state.step, state.history, state.lr = per_epoch, self.step, self.history, self.lr
+        state.train_seconds, state.metric_seconds = 0.0, 0.0
         self.state = state
         bar = tqdm(
             total=max(epochs - self.epoch, 0) * per_epoch,
@@ -367,12 +421,21 @@ class Trainer:
         try:
             for cb in self.callbacks:
                 cb.on_train_begin(state)
+            self._prepare_stateful(state)
             while self.epoch < epochs and not self._stop.is_set():
                 if not self._epoch(x, state, bar, params, began):
                     break
-                state.metrics = self._epoch_metrics(state.metrics, train_sub, val_sub, single, paired)
+                start = time.perf_counter()
+                final = self.epoch >= epochs
+                state.metrics = self._epoch_metrics(state.metrics, train_sub, val_sub, single, paired, final)
+                spent = time.perf_counter() - start
+                state.metric_seconds += spent
+                state.metrics["wall_seconds"] += spent
+                state.metrics["samples_per_second"] = x.shape[0] / max(state.metrics["wall_seconds"], 1e-12)
                 for name, value in state.metrics.items():
-                    self.history.setdefault(name, []).append(value)
+                    column = self.history.setdefault(name, [])
+                    column.extend([math.nan] * (self.epoch - 1 - len(column)))
+                    column.append(value)
                 if self.scheduler is not None:
                     self.scheduler.step()
                 state.lr = self.lr
@@ -393,6 +456,7 @@ class Trainer:
     ) -> bool:
         """One epoch of batches; False when stopped before its end."""
         start = time.perf_counter()
+        clock = self._clock()
         self._paused_seconds = 0.0
         total = 0.0
         for b, batch in enumerate(batches(x, self.batch_size, seed=epoch_seed(self.seed, self.epoch))):
@@ -407,6 +471,8 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_batch_end(state)
         wall = time.perf_counter() - start - self._paused_seconds
+        self._train_clock = self._clock() - clock - (self._paused_seconds if self.model.device.type == "cuda" else 0.0)
+        state.train_seconds += wall
         self.epoch += 1
         state.epoch = self.epoch
         state.metrics = {
@@ -469,6 +535,42 @@ class Trainer:
     def _advice(self) -> str:
         return f"parameters rolled back to the state before that step; try a smaller learning rate than {self.lr:g}"
 
+    def _clock(self) -> float:
+        """CPU seconds of this process (not inflated by other processes); wall seconds on CUDA."""
+        if self.model.device.type == "cuda":
+            torch.cuda.synchronize(self.model.device)
+            return time.perf_counter()
+        return time.process_time()
+
+    def _prepare_stateful(self, state: TrainState) -> None:
+        """Bring stateful metrics (the live log-likelihood) to the current parameters before training."""
+        for fn in self._stateful().values():
+            start, wall = self._clock(), time.perf_counter()
+            fn.update(self.model)
+            state.metric_seconds += time.perf_counter() - wall
+            if not getattr(fn, "every_epoch", False):
+                self._metric_credit -= self._clock() - start
+
+    def _scheduled(self, names: list[str], final: bool) -> bool:
+        """Whether the metrics above the cost floor run this epoch (see ``metric_budget``); saves the budget.
+
+        They run on the last epoch of ``fit``, on their first epoch, and otherwise when the savings
+        cover twice their cost: one round now and one kept for the last epoch."""
+        if self.metric_budget is None:
+            return True
+        self._metric_credit += self.metric_budget * self._train_clock
+        costs = [self._metric_cost.get(n) for n in names]
+        if final or any(c is None for c in costs):
+            return True
+        return self._metric_credit >= 2 * sum(c for c in costs if c is not None and c > METRIC_FLOOR_SECONDS)
+
+    def _record(self, out: dict[str, float], name: str, value: Any) -> None:
+        out[name] = float(value)
+        stderr = getattr(value, "stderr", None)
+        if stderr is not None:
+            self._stderr_names.add(name)
+            out[f"{name}_stderr"] = float(stderr)
+
     @torch.no_grad()
     def _epoch_metrics(
         self,
@@ -477,14 +579,32 @@ class Trainer:
         valid: torch.Tensor | None,
         single: dict[str, MetricFn],
         paired: dict[str, MetricFn],
+        final: bool = False,
     ) -> dict[str, float]:
+        """The epoch's metrics: scheduled ones computed, the others NaN (with their ``_stderr``)."""
         out = dict(metrics)
-        for name, fn in single.items():
-            out[name] = float(fn(self.model, train))
-            if valid is not None:
-                out[f"val_{name}"] = float(fn(self.model, valid))
-        for name, fn in paired.items():
-            out[name] = float(fn(self.model, train, valid))
+        every = {n for n, fn in [*single.items(), *paired.items()] if getattr(fn, "every_epoch", False)}
+        scheduled = self._scheduled([n for n in [*single, *paired] if n not in every], final)
+        for name, fn in [*single.items(), *paired.items()]:
+            names = [name] if name in paired or valid is None else [name, f"val_{name}"]
+            cost = self._metric_cost.get(name)
+            if name not in every and not scheduled and cost is not None and cost > METRIC_FLOOR_SECONDS:
+                for n in names:
+                    out[n] = math.nan
+                    if n in self._stderr_names:
+                        out[f"{n}_stderr"] = math.nan
+                continue
+            start = self._clock()
+            if name in paired:
+                self._record(out, name, fn(self.model, train, valid))
+            else:
+                self._record(out, name, fn(self.model, train))
+                if valid is not None:
+                    self._record(out, f"val_{name}", fn(self.model, valid))
+            cost = self._clock() - start
+            self._metric_cost[name] = cost
+            if name not in every:
+                self._metric_credit -= cost
         out.update({k: float(v) for k, v in self.method.metrics().items()})
         return out
 
@@ -521,3 +641,5 @@ class Trainer:
         self.seed, self.epoch, self.step = int(state["seed"]), int(state["epoch"]), int(state["step"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self._bind_constraints()
+        for fn in self._stateful().values():
+            fn.reset()

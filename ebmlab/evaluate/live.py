@@ -1,0 +1,364 @@
+"""A live log-likelihood for training: log Z tracked across parameter updates.
+
+``LiveLogLikelihood()(model, data)`` returns the mean log p(v) = −F(v) − log Z over the rows of
+``data`` as an ``Estimate`` (``.stderr`` is the standard error of log Z; the free-energy term is
+exact for the given rows). It is a *stateful* metric (``StatefulMetric``): it remembers the
+parameters of its last call and carries log Z from one call to the next, so each call pays only
+for how far the parameters moved.
+
+Exact mode (``method="exact"``, or ``"auto"`` when enumeration costs at most ``exact_limit``
+configurations × units of the other side): ``exact.log_partition`` whenever the parameters change.
+
+Tracked mode (RBMs with Bernoulli/OneHot layers): sequential Monte Carlo over training. Between the
+parameters A of the last call and B of this one the path
+
+    p_s(v, h_A, h_B) ∝ exp(−(1 − s) E_A(v, h_A) − s E_B(v, h_B)),   s ∈ [0, 1],
+
+has v-marginal p_s(v) ∝ exp(−F_s(v)) with, summing both hidden copies out exactly,
+
+    −F_s(v) = −(1 − s) H_A(v) − s H_B(v) + log Z_hA(v W_A, β = 1 − s) + log Z_hB(v W_B, β = s),
+
+and Z_{s=1} / Z_{s=0} = Z_B / Z_A (the hidden copy at β = 0 contributes the same count of states at
+both ends). ``particles`` visible states carry normalized weights W_i; a step s → s' multiplies
+them by u_i = exp(F_s(v_i) − F_{s'}(v_i)) and adds log Σ_i W_i u_i to log Z (an unbiased estimate of
+Z_{s'}/Z_s given equilibrium particles); s' is the largest value whose conditional effective sample
+size (Σ W u)² / Σ W u² stays ≥ ``ess`` × particles (bisection: F_s is cheap in s once v W_A and
+v W_B are known). The particles are then moved by a kernel that leaves p_{s'} invariant: h_A at
+β = 1 − s' and h_B at β = s' given v; then, once the metric has seen data, ``jumps``
+independence Metropolis–Hastings moves of (h_A, h_B) proposing from the data,
+q(h_A, h_B) = (1/N) Σ_n p_A(h_A | x_n; 1 − s') p_B(h_B | x_n; s') over ``proposal_rows`` kept rows
+(a tractable mixture, so the acceptance ratio π(h')q(h) / π(h)q(h') is exact; it lets particles reach
+modes near the data that Gibbs sweeps would not); then v given both. Particles are resampled
+(systematic) when their ESS falls below ``resample`` × particles, and get ``sweeps`` more such moves
+under B at the end of each call. The anchor is the model of the first call with its weights set to zero: its log Z
+is a sum of per-layer log partitions and its visible states are drawn exactly; the first call
+anneals from it (the Trainer makes that call before training, when the model is near it).
+
+Error. Between resamplings the product of the increments is an importance weight with relative
+variance ≈ 1/ESS − 1/P per block (delta method); the blocks add up to ``stderr``. This covers the
+Monte Carlo noise only: when the Gibbs sweeps do not keep the particles near equilibrium (sharp
+modes in a well-trained large model) the tracked log Z is biased low and the log-likelihood high —
+compare with ``ebmlab.evaluate`` estimators at the end of training. Measured: within 0.5 nat of
+exact at every epoch on 16×8 and 16×16 RBMs and within 0.1 nat on a 784×16 MNIST RBM (lr 1e-3);
+on a 784×500 MNIST RBM the jumps are never accepted and the estimate is useless (tens of nats).
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import math
+from typing import Any
+
+import torch
+
+from .._checks import check_positive_int
+from ..layers import BernoulliLayer, OneHotLayer
+from ._common import Estimate, check_model
+from .exact import enumeration_cost, log_partition
+
+METHODS = ("auto", "exact", "tracked")
+EXACT_LIMIT = 2**22
+BISECTION_STEPS = 12
+
+Rows = tuple[torch.Tensor, torch.Tensor]  # data rows' hidden fields through the models A and B
+
+
+class StatefulMetric(abc.ABC):
+    """A metric that keeps state between calls: ``__call__(model, data) -> float``, ``update(model)``
+    (advance the state to the model's current parameters without data) and ``reset()`` (forget it).
+
+    A registry entry that is a ``StatefulMetric`` subclass is a factory: ``get_metric`` and the
+    Trainer build one instance per use; the Trainer calls ``update`` before its first epoch and
+    ``reset`` when its state is loaded from a checkpoint.
+    """
+
+    @abc.abstractmethod
+    def __call__(self, model: Any, data: Any) -> float:
+        """The metric's value on ``data`` for the model's current parameters."""
+
+    @abc.abstractmethod
+    def update(self, model: Any) -> None:
+        """Advance the state to the model's current parameters."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget the state."""
+
+
+def _tracked_layers_ok(model: Any) -> bool:
+    return model.depth == 2 and all(isinstance(layer, (BernoulliLayer, OneHotLayer)) for layer in model.layers)
+
+
+def exact_cost(model: Any) -> float:
+    """Configurations enumerated by ``exact.log_partition`` × units on the other side (inf if impossible)."""
+    parity, count = enumeration_cost(model)
+    other = sum(layer.n for i, layer in enumerate(model.layers) if i % 2 != parity)
+    return count * max(other, 1)
+
+
+class LiveLogLikelihood(StatefulMetric):
+    """Mean log p(v) with log Z exact (cheap enumeration) or tracked across calls (see the module docstring).
+
+    Args:
+        particles: SMC particles (visible states) of the tracked mode.
+        sweeps: extra moves (Gibbs, then the jumps) of the particles under the current model per call.
+        jumps: data-driven Metropolis–Hastings moves of the particles per call (see the module docstring).
+        proposal_rows: data rows kept (from the first call with data) to propose jumps from.
+        ess: target conditional effective sample size per annealing step, as a fraction of ``particles``.
+        resample: resample when the ESS falls below this fraction of ``particles``.
+        method: ``"auto"`` (exact when cheap, else tracked), ``"exact"`` or ``"tracked"``.
+        exact_limit: the largest enumeration cost (``exact_cost``) that ``"auto"`` treats as cheap.
+        seed: seeds the particles and their moves (the Trainer's random streams are not used).
+    """
+
+    def __init__(
+        self,
+        particles: int = 100,
+        sweeps: int = 1,
+        jumps: int = 1,
+        proposal_rows: int = 256,
+        ess: float = 0.9,
+        resample: float = 0.5,
+        method: str = "auto",
+        exact_limit: float = EXACT_LIMIT,
+        seed: int = 0,
+    ) -> None:
+        self.particles = check_positive_int(particles, "particles", minimum=2)
+        self.sweeps = check_positive_int(sweeps, "sweeps", minimum=0)
+        self.jumps = check_positive_int(jumps, "jumps", minimum=0)
+        self.proposal_rows = check_positive_int(proposal_rows, "proposal_rows")
+        for name, value in (("ess", ess), ("resample", resample)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if isinstance(exact_limit, bool) or not isinstance(exact_limit, (int, float)) or exact_limit < 0:
+            raise ValueError(f"exact_limit must be a non-negative number, got {exact_limit!r}")
+        self.ess, self.resample, self.method = float(ess), float(resample), method
+        self.exact_limit = float(exact_limit)
+        self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the tracked log Z, the particles and the remembered parameters."""
+        self._params: list[torch.Tensor] | None = None
+        self._previous: Any = None
+        self._v: torch.Tensor | None = None
+        self._log_w: torch.Tensor | None = None
+        self._log_z = math.nan
+        self._var = 0.0
+        self._generator: torch.Generator | None = None
+        self._rows: torch.Tensor | None = None
+        self.mode: str | None = None
+        self.steps = 0
+        self.jump_acceptance = math.nan
+
+    # -- public --------------------------------------------------------------------------------
+    @property
+    def every_epoch(self) -> bool:
+        """True in tracked mode: the Trainer then runs it every epoch, outside ``metric_budget`` (skipping
+        epochs would save little — a call's work grows with the parameter change since the last one)."""
+        return self.mode == "tracked"
+
+    @property
+    def log_z(self) -> Estimate:
+        """The current log Z estimate with its standard error (NaN before the first update)."""
+        return Estimate(self._log_z, math.sqrt(self._var + self._block_variance()) if self._v is not None else 0.0)
+
+    @torch.no_grad()
+    def update(self, model: Any) -> None:
+        """Bring log Z to the model's current parameters (nothing to do when they did not change)."""
+        model = check_model(model)
+        params = [p.detach() for p in model.parameters()]
+        if self._params is not None and all(torch.equal(a, b) for a, b in zip(self._params, params)):
+            return
+        if self.mode is None:
+            self.mode = self._choose_mode(model)
+        if self.mode == "exact":
+            self._log_z = log_partition(model)
+        elif self._v is None:
+            self._anchor(model)
+        else:
+            self._track(self._previous, model)
+        self._params = [p.clone() for p in params]
+
+    def __call__(self, model: Any, data: Any) -> Estimate:
+        """Mean over rows of −F(v) − log Z, with the standard error of log Z."""
+        model = check_model(model)
+        x = model._visible(data, "data")
+        if self._rows is None:
+            self._rows = x[: self.proposal_rows].clone()
+            if self.mode == "tracked":
+                self._params = None  # move the particles now that there are rows to propose jumps from
+        self.update(model)
+        z = self.log_z
+        with torch.no_grad():
+            neg_f = -model._free_energy(x).to(torch.float64).mean()
+        return Estimate(float(neg_f) - float(z), z.stderr)
+
+    # -- modes ---------------------------------------------------------------------------------
+    def _choose_mode(self, model: Any) -> str:
+        if self.method == "exact" or (self.method == "auto" and exact_cost(model) <= self.exact_limit):
+            return "exact"
+        if not _tracked_layers_ok(model):
+            raise ValueError(
+                "live log_likelihood tracks log Z only for RBMs with Bernoulli/OneHot layers; this model "
+                f"({[type(layer).__name__ for layer in model.layers]}) needs exact enumeration "
+                f"(cost {exact_cost(model):.3g} > exact_limit={self.exact_limit:.3g}); raise exact_limit or use "
+                "ebmlab.evaluate.ais"
+            )
+        return "tracked"
+
+    def _anchor(self, model: Any) -> None:
+        """Start from the model with zero weights (independent layers): exact log Z and exact samples."""
+        self._generator = torch.Generator(device=model.device).manual_seed(self.seed)
+        base = copy.deepcopy(model)
+        for w in base.weights:
+            w.zero_()
+        self._log_z = sum(float(layer.log_partition(layer.zero_field(1))[0]) for layer in base.layers)
+        visible = base.layers[0]
+        self._v = visible.sample(visible.zero_field(self.particles), 1.0, self._generator)
+        self._log_w = torch.full((self.particles,), -math.log(self.particles), dtype=torch.float64, device=model.device)
+        self._var = 0.0
+        self._previous = base
+        self._track(base, model)
+
+    def _track(self, a: Any, b: Any) -> None:
+        """Anneal the particles from the parameters of ``a`` to those of ``b``, adding to log Z."""
+        assert self._v is not None and self._log_w is not None
+        va, ha = a.layers
+        vb, hb = b.layers
+        wa, wb = a.weights[0], b.weights[0]
+        rows = None if self._rows is None or not self.jumps else (self._rows @ wa, self._rows @ wb)
+        s = 0.0
+        while s < 1.0:
+            v = self._v
+            fa, fb = v @ wa, v @ wb
+            ea = va.energy(v).to(torch.float64)
+            eb = vb.energy(v).to(torch.float64)
+
+            def neg_f(t: float, fa: torch.Tensor = fa, fb: torch.Tensor = fb, ea: torch.Tensor = ea,
+                      eb: torch.Tensor = eb) -> torch.Tensor:
+                hidden = ha.log_partition(fa, 1.0 - t).to(torch.float64) + hb.log_partition(fb, t).to(torch.float64)
+                return -(1.0 - t) * ea - t * eb + hidden
+
+            now = neg_f(s)
+            nxt = self._next_s(s, now, neg_f)
+            inc = neg_f(nxt) - now
+            step = torch.logsumexp(self._log_w + inc, 0)
+            self._log_z += float(step)
+            self._log_w = self._log_w + inc - step
+            self._v = self._move(nxt, fa, fb, a, b, rows)
+            self._maybe_resample()
+            s = nxt
+            self.steps += 1
+        for _ in range(self.sweeps):
+            v = self._v
+            self._v = self._move(1.0, v @ wa, v @ wb, a, b, rows)
+        self._previous.load_state_dict(b.state_dict())
+
+    def _next_s(self, s: float, now: torch.Tensor, neg_f: Any) -> float:
+        """The largest s' ≤ 1 whose conditional ESS is at least ``ess`` × particles (bisection)."""
+        assert self._log_w is not None
+
+        def cess(t: float) -> float:
+            lu = neg_f(t) - now
+            lu = lu - lu.max()
+            num = torch.logsumexp(self._log_w + lu, 0) * 2
+            den = torch.logsumexp(self._log_w + 2 * lu, 0)
+            return float(torch.exp(num - den))
+
+        target = self.ess
+        if cess(1.0) >= target:
+            return 1.0
+        lo, hi = s, 1.0
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            if cess(mid) >= target:
+                lo = mid
+            else:
+                hi = mid
+        return lo if lo > s else hi
+
+    def _maybe_resample(self) -> None:
+        """Systematic resampling when the ESS falls below ``resample`` × particles; logs the block variance."""
+        assert self._log_w is not None and self._v is not None
+        n = self.particles
+        w = torch.exp(self._log_w)
+        ess = float(1.0 / (w * w).sum())
+        if ess >= self.resample * n:
+            return
+        self._var += max(1.0 / ess - 1.0 / n, 0.0)
+        u = (torch.rand((), dtype=torch.float64, device=w.device, generator=self._generator) + torch.arange(
+            n, dtype=torch.float64, device=w.device)) / n
+        idx = torch.searchsorted(torch.cumsum(w, 0), u).clamp_max(n - 1)
+        self._v = self._v[idx]
+        self._log_w = torch.full_like(self._log_w, -math.log(n))
+
+    def _block_variance(self) -> float:
+        if self._log_w is None:
+            return 0.0
+        w = torch.exp(self._log_w)
+        return max(float(w.pow(2).sum()) - 1.0 / self.particles, 0.0)
+
+    def _move(
+        self, s: float, fa: torch.Tensor, fb: torch.Tensor, a: Any, b: Any, rows: Rows | None
+    ) -> torch.Tensor:
+        """A move leaving p_s invariant, from the hidden fields ``fa`` = v W_A, ``fb`` = v W_B: draw
+        h_A at β = 1 − s and h_B at β = s given v; with data ``rows`` (their fields through A and B),
+        ``jumps`` Metropolis–Hastings moves of (h_A, h_B); then v given both."""
+        ha, hb = a.layers[1], b.layers[1]
+        g = self._generator
+        h_a, h_b = ha.sample(fa, 1.0 - s, g), hb.sample(fb, s, g)
+        field = self._visible_field(s, h_a, h_b, a, b)
+        if rows is not None:
+            field = self._jump(s, h_a, h_b, field, a, b, rows)
+        return b.layers[0].sample(field, 1.0, g)
+
+    @staticmethod
+    def _visible_field(s: float, h_a: torch.Tensor, h_b: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
+        """f such that p_s(v | h_A, h_B) is B's visible conditional at f:
+        (1 − s)(b_A + W_A r(h_A)) + s(b_B + W_B r(h_B)) − b_B (visible energies are linear, −bᵀv)."""
+        va, ha = a.layers
+        vb, hb = b.layers
+        field = (s - 1.0) * vb.bias + s * (hb.rescale(h_b) @ b.weights[0].T)
+        if s < 1:
+            field = field + (1.0 - s) * (va.bias + ha.rescale(h_a) @ a.weights[0].T)
+        return field
+
+    def _jump(
+        self, s: float, h_a: torch.Tensor, h_b: torch.Tensor, field: torch.Tensor, a: Any, b: Any, rows: Rows
+    ) -> torch.Tensor:
+        """Independence Metropolis–Hastings on (h_A, h_B) targeting p_s(h_A, h_B) (v summed out): propose a
+        data row x_n at random, then h_A ~ p_A(h | x_n; β = 1 − s) and h_B ~ p_B(h | x_n; β = s), so that
+        q(h_A, h_B) = (1/N) Σ_n p_A(h_A | x_n; 1 − s) p_B(h_B | x_n; s) (hidden energies are linear).
+        ``field`` is the visible field of (h_A, h_B); returns that of the final states."""
+        ha = a.layers[1]
+        vb, hb = b.layers
+        g, n = self._generator, rows[0].shape[0]
+        ra, rb = rows
+        nat_a = ((1.0 - s) * (ra + ha.bias)).to(torch.float64)
+        nat_b = (s * (rb + hb.bias)).to(torch.float64)
+        log_zn = (ha.log_partition(ra, 1.0 - s) + hb.log_partition(rb, s)).to(torch.float64)
+
+        def log_q(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            terms = x.to(torch.float64) @ nat_a.T + y.to(torch.float64) @ nat_b.T - log_zn
+            return torch.logsumexp(terms, 1) - math.log(n)
+
+        def log_pi(x: torch.Tensor, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+            return (vb.log_partition(f) - (1.0 - s) * ha.energy(x) - s * hb.energy(y)).to(torch.float64)
+
+        old = log_pi(h_a, h_b, field) - log_q(h_a, h_b)
+        for _ in range(self.jumps):
+            pick = torch.randint(n, (self.particles,), generator=g, device=ra.device)
+            new_a, new_b = ha.sample(ra[pick], 1.0 - s, g), hb.sample(rb[pick], s, g)
+            new_field = self._visible_field(s, new_a, new_b, a, b)
+            new = log_pi(new_a, new_b, new_field) - log_q(new_a, new_b)
+            u = torch.rand(self.particles, dtype=torch.float64, device=ra.device, generator=g)
+            accept = torch.log(u) < new - old
+            self.jump_acceptance = float(accept.double().mean())
+            keep = accept.unsqueeze(1)
+            h_a, h_b = torch.where(keep, new_a, h_a), torch.where(keep, new_b, h_b)
+            field, old = torch.where(keep, new_field, field), torch.where(accept, new, old)
+        return field
