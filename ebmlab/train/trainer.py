@@ -113,9 +113,10 @@ class Trainer:
     a Bernoulli model); a learning rate far too large (SGD or Adam at lr 1e6) crosses it at once.
     Only one ``fit`` may run on a Trainer at a time: a second concurrent call raises ``RuntimeError``.
 
-    A metric may return an ``Estimate`` (a float with ``.stderr``); its standard error is recorded as ``<name>_stderr``. Stateful metrics
-    (``ebmlab.evaluate.StatefulMetric``, e.g. the live ``log_likelihood``) are built once per Trainer,
-    brought to the initial parameters before the first epoch, and reset by ``load_state_dict``.
+    A metric may return an ``Estimate`` (a float with ``.stderr``); its standard error is recorded as
+    ``<name>_stderr``. Stateful metrics (``ebmlab.evaluate.StatefulMetric``, e.g. the live
+    ``log_likelihood``) are built once per Trainer, brought to the initial parameters before the first
+    epoch, and reset by ``load_state_dict``.
 
     ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
     Each metric's cost (its training and validation calls) is measured in CPU seconds of this
