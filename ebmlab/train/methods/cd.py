@@ -20,6 +20,7 @@ class CD(Method):
     """CD-k: ``k`` Gibbs sweeps from the batch; ``mean_field_steps`` bounds the deep positive phase."""
 
     name = "cd"
+    particles_kind = "reconstructions"  # k sweeps from the data batch, not samples of the model
 
     def __init__(self, k: int = 1, mean_field_steps: int = 50) -> None:
         super().__init__()
