@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import schema
+
 QUALITY = "quality"
 BOOKKEEPING = "bookkeeping"
 GROUP_TITLES = {
@@ -80,7 +82,7 @@ _ORDER = {family.key: i for i, (_, family) in enumerate(_KNOWN)}
 
 
 def family(name: str) -> Family:
-    """The family of metric ``name`` (``val_`` and ``_stderr`` ignored); unknown names form a quality family of their own."""
+    """The family of metric ``name`` (``val_``, ``_stderr`` ignored); an unknown name is a quality family of its own."""
     base = base_name(name)
     for pattern, fam in _KNOWN:
         if re.fullmatch(pattern, base):
@@ -131,7 +133,9 @@ def panels(names: Iterable[str]) -> dict[str, list[Panel]]:
         found.setdefault(fam.key, Panel(fam)).metrics.append((name, stderr if stderr in present else None))
     for panel in found.values():
         panel.metrics.sort(key=lambda m: (is_validation(m[0]), m[0] != panel.family.key, m[0]))
-    ordered = sorted(found.values(), key=lambda p: (p.family.key not in _ORDER, _ORDER.get(p.family.key, 0), p.family.key))
+    ordered = sorted(
+        found.values(), key=lambda p: (p.family.key not in _ORDER, _ORDER.get(p.family.key, 0), p.family.key)
+    )
     return {group: [p for p in ordered if p.family.group == group] for group in (QUALITY, BOOKKEEPING)}
 
 
@@ -157,3 +161,37 @@ def format_with_stderr(series: Mapping[str, Sequence[float]], name: str, digits:
         if s == s and abs(s) != float("inf"):
             text += f" ± {s:.2g}"
     return text
+
+
+# -- particles --------------------------------------------------------------------------------
+FANTASY_NOTE = "samples of the model alone: Gibbs chains run from the model, independent of the training data"
+PARTICLE_NOTES = {
+    schema.FANTASY_KIND: FANTASY_NOTE,
+    "reconstructions": (
+        "CD's negative phase: Gibbs sweeps started at the training batch; they look like data because "
+        "they start there, not because the model generates such samples"
+    ),
+    "persistent chains": "the method's persistent Gibbs chains (its negative phase)",
+    "persistent chains (β = 1 replica)": "the β = 1 replicas of parallel tempering (its negative phase)",
+    "TAP magnetizations": "TAP mean-field magnetizations, not samples (the method's negative phase)",
+}
+
+
+def particle_note(kind: str) -> str:
+    """What particles of this ``kind`` (``ebmlab.history.schema.KIND``) are; empty for an unknown kind."""
+    return PARTICLE_NOTES.get(kind, "")
+
+
+def particles_caption(kind: str) -> str:
+    """``kind: what they are``, the caption of a grid of particles of that kind."""
+    note = particle_note(kind)
+    return f"{kind}: {note}" if note else kind
+
+
+def headline(series: Mapping[str, Sequence[float]]) -> tuple[str, str] | None:
+    """(name, ``X ± se``) of the first quality metric in display order with a finite value, e.g. for a status line."""
+    for panel in panels(series)[QUALITY]:
+        for name, _ in panel.metrics:
+            if final_value(series[name]) is not None:
+                return name.replace("_", " "), format_with_stderr(series, name)
+    return None

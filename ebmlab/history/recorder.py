@@ -41,7 +41,7 @@ from . import schema
 from .writer import StoreWriter, is_store
 
 TIMING_METRICS = ("wall_seconds", "samples_per_second")
-FANTASY_ATTRS = {schema.KIND: "fantasy particles"}
+FANTASY_ATTRS = {schema.KIND: schema.FANTASY_KIND}
 
 
 class Recorder(Callback):

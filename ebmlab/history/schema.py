@@ -63,6 +63,7 @@ IMAGE_SHAPE = "image_shape"
 VERSIONS = "versions"
 RECORDER = "recorder"
 KIND = "kind"  # attribute of a particle variable: what its particles are
+FANTASY_KIND = "fantasy particles"
 STATUS = "status"
 EPOCHS_DONE = "epochs_done"
 SNAPSHOTS_DONE = "snapshots_done"
