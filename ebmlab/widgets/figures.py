@@ -34,7 +34,7 @@ def metric_figure(
     panels: Sequence[labels.Panel],
     runs: Sequence[str] = ("",),
     group: str = labels.QUALITY,
-    width: int = 960,
+    width: int | None = 960,
 ) -> go.Figure:
     """Small multiples: one panel (and y-axis) per metric family, one line per (run, metric).
 
