@@ -75,7 +75,7 @@ def test_report_leads_with_quality_and_labels_every_axis(batch: Path, tmp_path: 
     assert loss["layout"]["title"]["text"] == "surrogate loss, not a likelihood"
     assert lr["layout"]["yaxis"]["type"] == "log"
     # the log-likelihood: only its computed (even) epochs, with ± standard-error bars; one curve per run
-    assert [t["name"] for t in ll["data"]] == ["cd · train", "pcd · train"]
+    assert [t["name"] for t in ll["data"]] == ["cd", "pcd"]
     for trace in ll["data"]:
         assert trace["x"] == [2.0, 4.0]
         assert trace["error_y"]["array"] == [0.25, 0.25]

@@ -158,7 +158,13 @@ def _figure_json(panel: labels.Panel, group: str, runs: list[RunInfo]) -> str:
     fig = metric_figure([panel], [run.label for run in runs], group, width=None)
     update_metric_figure(fig, [run.metrics for run in runs])
     fig.data = [t for t in fig.data if len(t.x)]  # runs without this metric draw nothing
-    fig.update_layout(title={"text": panel.family.name, "font": {"size": 14}}, autosize=True)
+    fig.update_layout(
+        title={"text": panel.family.name, "font": {"size": 14}},
+        autosize=True,
+        height=fig.layout.height + 40,
+        legend={"orientation": "h", "x": 0, "y": -0.3, "yanchor": "top", "font": {"size": 10}},
+        margin={"b": 90},
+    )
     fig.layout.annotations = ()
     return fig.to_json().replace("</", "<\\/")
 

@@ -61,8 +61,9 @@ def metric_figure(
             label = labels.trace_label(name)
             for k, run in enumerate(runs):
                 legend = run if len(runs) > 1 else label
+                shown_as = label if len(runs) == 1 else run if len(panel.metrics) == 1 else f"{run} · {label}"
                 fig.add_scatter(
-                    name=f"{run} · {label}" if len(runs) > 1 else label,
+                    name=shown_as,
                     legendgroup=legend,
                     showlegend=legend not in shown,
                     mode="lines+markers",
@@ -82,7 +83,7 @@ def metric_figure(
         height=height,
         width=width,
         margin={"l": 60, "r": 10, "t": 30, "b": 40},
-        showlegend=True,
+        showlegend=len(runs) > 1 or any(len(p.metrics) > 1 for p in panels),
         legend={"font": {"size": 10}},
         font={"size": 11},
     )
