@@ -101,7 +101,7 @@ class TrainingDashboard(View):
         energy_rows: int = 500,
         bins: int = 40,
         recorder: dict[str, Any] | None = None,
-        sweeps: int = 10,
+        sweeps: int = 3,
         seed: int = 0,
     ) -> None:
         if not isinstance(trainer, Trainer):
