@@ -133,6 +133,7 @@ class RunViewer(View):
         self.energy = energy_figure()
         self.curves = MetricCurves()
         self.pictures = ipywidgets.HBox(layout={"flex_flow": "row wrap"})
+        self._kinds: dict[str, str] | None = None
 
         self.view = ipywidgets.VBox(
             [
@@ -244,7 +245,7 @@ class RunViewer(View):
     def _lay_out_pictures(self) -> None:
         """Filters, then each recorded kind of particles under its own caption, then the histograms."""
         kinds = particle_kinds(self.run)
-        if getattr(self, "_kinds", None) == kinds:
+        if self._kinds == kinds:
             return
         self._kinds = kinds
         filters_caption = (
