@@ -21,7 +21,6 @@ from plotly.subplots import make_subplots
 
 from ebmlab.history import labels
 
-MARGIN = {"l": 40, "r": 10, "t": 30, "b": 30}
 COLORS = qualitative.Plotly
 EPOCH_AXIS = "epoch"
 # panel sizes (pixels) per group: quality metrics lead and are drawn larger than bookkeeping
