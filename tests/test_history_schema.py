@@ -255,7 +255,7 @@ def test_store_protection_and_bad_arguments(tmp_path: Path) -> None:
 def test_fantasy_particles_are_the_recorders_own_chains_independent_of_the_data(tmp_path: Path) -> None:
     """Each snapshot's fantasy particles follow from the previous ones, the snapshot's model and the seed
     alone: the chains are rebuilt here from the stored parameters, with no data and no trainer."""
-    from ebmlab.history.recorder import _derived_seed
+    from ebmlab.history.recorder import fantasy_seed
 
     t = train(tmp_path / "run.zarr", epochs=4, method=CD(k=1), sample_steps=3, seed=7)
     ds = open_run(tmp_path / "run.zarr")
@@ -263,7 +263,7 @@ def test_fantasy_particles_are_the_recorders_own_chains_independent_of_the_data(
     chains = None
     for s, epoch in enumerate(ds.snapshot_epoch.values):
         model = snapshot_model(ds, s)
-        g = torch.Generator().manual_seed(_derived_seed(7, int(epoch)))
+        g = torch.Generator().manual_seed(fantasy_seed(7, int(epoch)))
         chains = model.random_states(7, g) if chains is None else chains
         for _ in range(3):
             chains = model._gibbs(chains, 1.0, None, g)

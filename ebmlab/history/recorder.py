@@ -37,11 +37,13 @@ import numpy as np
 import torch
 
 from ..train.state import Callback
+from ..train.trainer import _derived_seed
 from . import schema
 from .writer import StoreWriter, is_store
 
 TIMING_METRICS = ("wall_seconds", "samples_per_second")
 FANTASY_ATTRS = {schema.KIND: schema.FANTASY_KIND}
+FANTASY_SALT = 0x46414E54  # keeps the fantasy chains' seeds apart from the trainer's (same seed words)
 
 
 class Recorder(Callback):
@@ -259,12 +261,11 @@ class Recorder(Callback):
             shown = _numpy(negative[0][: self.particles].detach().to(model.dtype))
             rows[: shown.shape[0]] = shown
             kind = str(getattr(state.method, "particles_kind", "negative-phase states"))
-            w.ensure(schema.NEGATIVE, [schema.SNAPSHOT, schema.PARTICLE, units[0]], rows.shape, dtype, np.nan,
-                     attrs={schema.KIND: kind})
+            dims = [schema.SNAPSHOT, schema.PARTICLE, units[0]]
+            w.ensure(schema.NEGATIVE, dims, rows.shape, dtype, np.nan, attrs={schema.KIND: kind})
             put((schema.NEGATIVE, s, rows[None]))
-        states = chains
         e_data = _numpy(data_energy(model, self._data)).astype(np.float64)
-        e_fant = _numpy(state_energy(model, states)).astype(np.float64)
+        e_fant = _numpy(state_energy(model, chains)).astype(np.float64)
         edges, h_data, h_fant = histograms(e_data, e_fant, self.bins)
         w.ensure(schema.BIN_EDGES, [schema.SNAPSHOT, schema.BIN_EDGE], [self.bins + 1], "float64", np.nan)
         put((schema.BIN_EDGES, s, edges[None]))
@@ -278,7 +279,7 @@ class Recorder(Callback):
         """Advance the fantasy chains ``sample_steps`` sweeps under the current model (started from
         the layer biases the first time), with a generator seeded by (seed, epoch)."""
         model = state.model
-        g = torch.Generator(device=model.device).manual_seed(_derived_seed(self.seed, int(state.epoch)))
+        g = torch.Generator(device=model.device).manual_seed(fantasy_seed(self.seed, int(state.epoch)))
         if self._chains is None:
             self._chains = model.random_states(self.particles, g)
         chains = list(self._chains)
@@ -400,9 +401,9 @@ def _float(name: str, value: Any) -> float:
         raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}") from err
 
 
-def _derived_seed(*words: int) -> int:
-    """A 63-bit seed mixed from non-negative integers (numpy's SeedSequence)."""
-    return int(np.random.SeedSequence(list(words)).generate_state(2).astype(np.int64)[0]) & (2**63 - 1)
+def fantasy_seed(seed: int, epoch: int) -> int:
+    """Seed of the generator that advances the fantasy chains at the snapshot of ``epoch``."""
+    return _derived_seed(FANTASY_SALT, seed, epoch)
 
 
 def _prefix(mask: np.ndarray) -> int:
