@@ -181,7 +181,7 @@ def filter_lines_figure(width: int = 420) -> go.FigureWidget:
             margin={"l": 55, "r": 10, "t": 30, "b": 45},
             showlegend=False,
             xaxis_title="visible unit (index)",
-            yaxis_title="weight W_ij (energy units)",
+            yaxis_title="weight W_ij (nats per unit pair)",
             title={"text": "weight filters: W[:, j] of the first hidden units", "font": {"size": 13}},
         )
     )

@@ -64,8 +64,9 @@ def test_comparison_renders_two_runs(notebook: Notebook, screenshots) -> None:
     method = table.locator("tr").filter(has=notebook.page.locator("th", has_text="method")).first
     assert method.locator("td").all_inner_texts() == ["pcd", "cd"]
     assert curves.bounding_box()["y"] < table.bounding_box()["y"] < images.first.bounding_box()["y"]
-    assert comp.get_by_text("reconstructions", exact=True).count() == 1  # CD's negative phase, by its name
-    assert comp.get_by_text("persistent chains", exact=True).count() == 1
+    pictures = comp.locator(".ebmlab-compare-pictures")
+    assert pictures.get_by_text("reconstructions", exact=True).count() == 1  # CD's negative phase, by its name
+    assert pictures.get_by_text("persistent chains", exact=True).count() == 1
     comp.screenshot(path=str(screenshots / "comparison.png"))
 
 
