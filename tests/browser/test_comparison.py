@@ -57,6 +57,7 @@ def test_comparison_renders_two_runs(notebook: Notebook, screenshots) -> None:
         assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
     curves = comp.locator(".ebmlab-compare-curves .js-plotly-plot")
     curves.wait_for(timeout=30_000)
+    curves.locator(".legendtext").first.wait_for(timeout=30_000)
     legend = curves.locator(".legendtext").all_text_contents()
     assert legend == ["PCD-1", "CD-1"]
     table = comp.locator(".ebmlab-compare-table table")
