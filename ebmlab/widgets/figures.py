@@ -116,17 +116,6 @@ def update_metric_figure(fig: go.Figure, series: Sequence[Series]) -> None:
                 trace.error_y = {"type": "data", "array": es, "visible": True, "thickness": 1, "width": 2}
 
 
-def metric_figures(
-    names: Sequence[str], runs: Sequence[str] = ("",), width: int = 960
-) -> dict[str, go.FigureWidget | None]:
-    """``{QUALITY: FigureWidget, BOOKKEEPING: FigureWidget}`` for these metric names (None: no panel in that group)."""
-    grouped = labels.panels(names)
-    return {
-        group: go.FigureWidget(metric_figure(panels, runs, group, width)) if panels else None
-        for group, panels in grouped.items()
-    }
-
-
 def mark_epoch(fig: go.Figure, epoch: float) -> None:
     """A dotted vertical line at ``epoch`` in every panel of a ``metric_figure``."""
     axes = sorted({(t.xaxis, t.yaxis) for t in fig.data})

@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets
+import plotly.graph_objects as go
 
 from ebmlab.history import labels
 
-from .figures import metric_figures, update_metric_figure
+from .figures import metric_figure, update_metric_figure
 
 
 def captioned(title: str, caption: str, widget: ipywidgets.Widget) -> ipywidgets.VBox:
@@ -31,7 +32,10 @@ class MetricCurves:
         self.runs, self.width = list(runs), width
         self.names: list[str] = []
         self.figures: dict[str, Any] = {labels.QUALITY: None, labels.BOOKKEEPING: None}
-        self.boxes = {group: ipywidgets.VBox() for group in self.figures}
+        # each group: a title (shown once the group has a panel) above a box holding its figure
+        self.titles = {group: ipywidgets.HTML() for group in self.figures}
+        self.holders = {group: ipywidgets.Box() for group in self.figures}
+        self.boxes = {group: ipywidgets.VBox([self.titles[group], self.holders[group]]) for group in self.figures}
         self.boxes[labels.QUALITY].add_class("ebmlab-curves")
         self.boxes[labels.BOOKKEEPING].add_class("ebmlab-bookkeeping")
 
@@ -48,10 +52,17 @@ class MetricCurves:
         names = list(dict.fromkeys(n for s in series for n in s))
         if names != self.names:
             self.names = names
-            self.figures = metric_figures(names, self.runs, self.width)
-            for group, fig in self.figures.items():
-                title = ipywidgets.HTML(f"<b>{labels.GROUP_TITLES[group]}</b>")
-                self.boxes[group].children = () if fig is None else (title, fig)
+            grouped = labels.panels(names)
+            for group, panels in grouped.items():
+                fig = None
+                if panels:  # filled before it becomes a widget, so the first drawing already has the data
+                    plain = metric_figure(panels, self.runs, group, self.width)
+                    update_metric_figure(plain, series)
+                    fig = go.FigureWidget(plain)
+                self.figures[group] = fig
+                self.titles[group].value = "" if fig is None else f"<b>{labels.GROUP_TITLES[group]}</b>"
+                self.holders[group].children = () if fig is None else (fig,)
+            return
         for fig in self.figures.values():
             if fig is not None:
                 update_metric_figure(fig, series)
