@@ -58,13 +58,13 @@ def test_dashboard_renders_and_trains(notebook: Notebook, screenshots) -> None:
     quality = dash.locator(".ebmlab-curves .js-plotly-plot")
     quality.wait_for(timeout=60_000)  # after the first epoch
     bookkeeping = dash.locator(".ebmlab-bookkeeping .js-plotly-plot")
-    bookkeeping.wait_for(timeout=10_000)
+    bookkeeping.wait_for(timeout=60_000)
     assert quality.bounding_box()["y"] < bookkeeping.bounding_box()["y"]  # quality leads
     assert quality.bounding_box()["height"] > bookkeeping.bounding_box()["height"] / 2
     time.sleep(2.0)
     dash.screenshot(path=str(screenshots / "dashboard.png"))
     for title in ("step size, log axis", "samples/s", "surrogate loss, not a likelihood"):  # axis and panel titles
-        bookkeeping.get_by_text(title, exact=True).wait_for(timeout=10_000)
+        bookkeeping.get_by_text(title, exact=True).wait_for(timeout=30_000)
     quality.get_by_text("epoch", exact=True).first.wait_for(timeout=10_000)
     assert notebook.root.locator(".jp-OutputArea .progress, .jp-OutputArea .widget-hprogress").count() == 1
     assert "training:" not in notebook.root.locator(".jp-OutputArea").first.inner_text()  # no tqdm bar
