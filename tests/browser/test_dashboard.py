@@ -66,7 +66,7 @@ def test_dashboard_renders_and_trains(notebook: Notebook, screenshots) -> None:
     for title in ("step size, log axis", "samples/s", "surrogate loss, not a likelihood"):  # axis and panel titles
         bookkeeping.get_by_text(title, exact=True).wait_for(timeout=30_000)
     quality.get_by_text("epoch", exact=True).first.wait_for(timeout=10_000)
-    assert notebook.root.locator(".jp-OutputArea .progress, .jp-OutputArea .widget-hprogress").count() == 1
+    assert dash.locator(".ebmlab-progress").count() == 1  # the dashboard's own progress bar
     assert "training:" not in notebook.root.locator(".jp-OutputArea").first.inner_text()  # no tqdm bar
 
 
