@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ebmlab-installed
 PYTHON ?= python3
 
-.PHONY: install test demo lint bench
+.PHONY: install test demo lint bench screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Refresh the README screenshots (docs/images/*.png) from the browser tests; plain test runs never write there.
+screenshots: $(STAMP)
+	EBMLAB_SCREENSHOTS=$(CURDIR)/docs/images $(PY) -m pytest -q tests/browser/test_dashboard.py \
+		tests/browser/test_comparison.py tests/browser/test_teaching.py

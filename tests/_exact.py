@@ -52,3 +52,15 @@ def randomize(model: BoltzmannMachine, seed: int, scale: float = 1.0) -> Boltzma
         for p in model.parameters():
             p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
     return model
+
+
+def visible_total_variation(model: BoltzmannMachine, v: torch.Tensor) -> float:
+    """½ Σ_x |p(x) − q(x)| between the exact p(v) (enumerated) and the frequencies of the rows of ``v``."""
+    states = model.layers[0].all_states().to(torch.float64)
+    with torch.no_grad():
+        p = torch.softmax(-marginal_free_energy(model.to(torch.float64), states), 0)
+    index = {tuple(row.tolist()): i for i, row in enumerate(states)}
+    q = torch.zeros_like(p)
+    for row in v.to(torch.float64):
+        q[index[tuple(row.tolist())]] += 1.0 / v.shape[0]
+    return 0.5 * float((p - q).abs().sum())

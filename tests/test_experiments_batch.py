@@ -187,6 +187,11 @@ def test_report_rewritten_from_folder(local_batch, tmp_path):
     assert "<script src=" not in page and 'src="http' not in page and "<link" not in page
     assert page.count('<img class="tiles" alt="filters" src="data:image/png;base64,') == 3
     assert page.count('<img class="tiles" alt="particles" src="data:image/png;base64,') == 3
+    assert page.count('<img class="tiles" alt="negative phase" src="data:image/png;base64,') == 3
+    assert page.count("<figcaption>reconstructions: CD's negative phase") == 3
+    # the curves come before the table of points, quality before bookkeeping
+    assert page.index('id="curve-0"') < page.index('<table id="points"')
+    assert page.index('class="figure quality"') < page.index('class="figure bookkeeping"')
 
 
 @pytest.mark.browser
@@ -213,5 +218,5 @@ def test_report_opens_offline_in_chromium_with_one_curve_per_run(local_batch):
             images = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
         finally:
             browser.close()
-    assert traces == 3 and rows == 4 and images == 6
+    assert traces == 3 and rows == 4 and images == 9  # filters, fantasy particles, reconstructions per run
     assert blocked == []

@@ -53,21 +53,26 @@ def test_names_dims_and_values_match_the_trained_model(tmp_path: Path) -> None:
         "hidden_unit": 3,
     }
     metrics = {f"metric_{k}" for k in ("loss", "lr", "wall_seconds", "samples_per_second")}
-    params = {"weights_0", "visible_bias", "hidden_bias", "fantasy", "energy_hist_data", "energy_hist_fantasy"}
-    assert set(ds.data_vars) == metrics | params
+    params = {"weights_0", "visible_bias", "hidden_bias", "energy_hist_data", "energy_hist_fantasy"}
+    particles = {"fantasy", "fantasy_hidden", "negative_phase"}
+    assert set(ds.data_vars) == metrics | params | particles
     assert {"epoch", "snapshot", "snapshot_epoch", "bin_edges"} <= set(ds.coords)
     assert ds.weights_0.dims == ("snapshot", "visible_unit", "hidden_unit")
     assert ds.fantasy.dims == ("snapshot", "particle", "visible_unit")
+    assert ds.fantasy_hidden.dims == ("snapshot", "particle", "hidden_unit")
+    assert ds.negative_phase.dims == ("snapshot", "particle", "visible_unit")
+    assert ds.fantasy.attrs["kind"] == "fantasy particles"
+    assert ds.negative_phase.attrs["kind"] == "persistent chains"
     assert ds.energy_hist_data.dims == ("snapshot", "bin")
     assert ds.bin_edges.dims == ("snapshot", "bin_edge")
     np.testing.assert_array_equal(ds.epoch, [1, 2, 3, 4])
     np.testing.assert_array_equal(ds.snapshot_epoch, [0, 2, 4])
     np.testing.assert_array_equal(ds.metric_loss, t.history["loss"])
     assert ds.metric_loss.attrs["metric"] == "loss"
-    # the last snapshot is the final model, its particles the method's chains
+    # the last snapshot is the final model, its negative phase the method's chains
     np.testing.assert_array_equal(ds.weights_0[-1], t.model.weights[0].detach().numpy())
     np.testing.assert_array_equal(ds.hidden_bias[-1], t.model.layers[1].bias.detach().numpy())
-    np.testing.assert_array_equal(ds.fantasy[-1], t.method.particles[0][:7].numpy())
+    np.testing.assert_array_equal(ds.negative_phase[-1], t.method.particles[0][:7].numpy())
     for i, p in enumerate(snapshot_model(ds).parameters()):
         assert torch.equal(p, list(t.model.parameters())[i])
 
@@ -77,7 +82,7 @@ def test_energy_histograms_are_fractions_of_free_energies_on_shared_bins(tmp_pat
     ds = open_run(tmp_path / "run.zarr")
     with torch.no_grad():
         f_data = t.model.free_energy(binary_data(40, 6).data).double().numpy()
-        f_fant = t.model.free_energy(t.method.particles[0][:7]).double().numpy()
+        f_fant = t.model.free_energy(torch.from_numpy(ds.fantasy[-1].values)).double().numpy()
     edges = ds.bin_edges[-1].values
     both = np.concatenate([f_data, f_fant])
     np.testing.assert_allclose([edges[0], edges[-1]], [both.min(), both.max()], rtol=1e-6)
@@ -123,8 +128,10 @@ def test_metric_first_seen_later_reads_nan_before(tmp_path: Path) -> None:
     ds = open_run(tmp_path / "r.zarr")
     np.testing.assert_array_equal(ds.metric_a, [1.0, 2.0, np.nan])
     np.testing.assert_array_equal(ds.metric_b, [np.nan, 5.0, 6.0])
-    # CD kept no particles before the first batch: the snapshot at epoch 0 sampled fresh ones
-    assert np.isin(ds.fantasy[0].values, [0.0, 1.0]).all()
+    # the fantasy chains are the recorder's own, at every snapshot; CD kept no particles before
+    # the first batch (and none ran here), so there is no negative phase to record
+    assert np.isin(ds.fantasy.values, [0.0, 1.0]).all()
+    assert "negative_phase" not in ds
     assert ds.metric_lr.values.tolist() == [trainer.lr] * 3
 
 
@@ -156,6 +163,7 @@ def test_open_runs_concatenates_scalars_and_keeps_differently_sized_arrays_per_r
         "energy_hist_data",
         "energy_hist_fantasy",
         "fantasy",
+        "negative_phase",
         "visible_bias",
         "weights_0",
     ]
@@ -242,3 +250,40 @@ def test_store_protection_and_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a run-history store"):
         open_run(tmp_path)
     assert schema.metric_var("val/loss") == "metric_val_loss"
+
+
+def test_fantasy_particles_are_the_recorders_own_chains_independent_of_the_data(tmp_path: Path) -> None:
+    """Each snapshot's fantasy particles follow from the previous ones, the snapshot's model and the seed
+    alone: the chains are rebuilt here from the stored parameters, with no data and no trainer."""
+    from ebmlab.history.recorder import fantasy_seed
+
+    t = train(tmp_path / "run.zarr", epochs=4, method=CD(k=1), sample_steps=3, seed=7)
+    ds = open_run(tmp_path / "run.zarr")
+    assert ds.negative_phase.attrs["kind"] == "reconstructions" and t.method.particles_kind == "reconstructions"
+    chains = None
+    for s, epoch in enumerate(ds.snapshot_epoch.values):
+        model = snapshot_model(ds, s)
+        g = torch.Generator().manual_seed(fantasy_seed(7, int(epoch)))
+        chains = model.random_states(7, g) if chains is None else chains
+        for _ in range(3):
+            chains = model._gibbs(chains, 1.0, None, g)
+        np.testing.assert_array_equal(ds.fantasy[s].values, chains[0].numpy())
+        np.testing.assert_array_equal(ds.fantasy_hidden[s].values, chains[1].numpy())
+    # CD's negative phase is the last batch's one-sweep reconstruction, not the fantasy chains
+    np.testing.assert_array_equal(ds.negative_phase[-1], t.method.particles[0][:7].numpy())
+
+
+def test_fantasy_particles_sample_the_exact_model_distribution(tmp_path: Path) -> None:
+    """Before training (snapshot 0) the fantasy particles of a 5×3 RBM are draws from p(v): total
+    variation to the enumerated distribution on 32 states, 4000 particles, 40 sweeps."""
+    from tests._exact import randomize, visible_total_variation
+
+    model = randomize(BoltzmannMachine([BernoulliLayer(5), BernoulliLayer(3)]), seed=11, scale=2.0)
+    trainer = Trainer(model, CD(), batch_size=5, progress=False, metrics={})
+    state = TrainState(trainer, model, trainer.method, trainer.optimizer, binary_data(10, 5), epochs=1)
+    rec = Recorder(tmp_path / "r.zarr", particles=4000, bins=4, sample_steps=40)
+    rec.on_train_begin(state)
+    rec.on_train_end(state)
+    v = torch.from_numpy(open_run(tmp_path / "r.zarr").fantasy[0].values)
+    # sampling noise alone: E[TV] ≈ ½ Σ √(2p/(πn)) ≤ 0.036 here; a single sweep from the biases gives 0.11
+    assert visible_total_variation(model, v) < 0.05

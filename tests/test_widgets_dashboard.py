@@ -13,7 +13,9 @@ from ebmlab.data import Dataset
 from ebmlab.history import open_run
 from ebmlab.train import CD, PCD, Callback, Trainer
 from ebmlab.widgets import TrainingDashboard
-from ebmlab.widgets.images import filters_image, grid_png
+from ebmlab.widgets.images import filters_image, grid_png, states_png
+
+from ._exact import visible_total_variation
 
 
 def _data(rows: int = 120, image: bool = True) -> Dataset:
@@ -46,12 +48,17 @@ def test_pictures_show_the_current_weights_and_particles() -> None:
     assert dash.wait(30) and dash.error is None
     assert trainer.epoch == 2
     assert dash.filters_view.value == grid_png(filters_image(trainer.model.weights[0].detach(), (4, 4)))
-    fantasy = dash.fantasy(None)[0]
-    assert torch.equal(fantasy, trainer.method.particles[0][:64])
-    _, h_data, h_fantasy = dash.energies(None)
+    # the method's negative phase (PCD: its persistent chains) is drawn under its own name
+    assert dash.negative_view.value == states_png(trainer.method.particles[0][:64], (4, 4), 64)
+    assert "persistent chains" in dash.view.children[2].children[2].children[0].value
+    # fantasy particles are the dashboard's own chains, not the method's
+    fantasy = dash.fantasy()[0]
+    assert fantasy.shape == (64, 16) and dash.particles_view.value == states_png(fantasy, (4, 4), 64)
+    _, h_data, h_fantasy = dash.energies()
     assert h_data.sum() == pytest.approx(1.0) and h_fantasy.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(dash.energy.data[0].y, h_data)
-    assert list(dash.curves.data[0].y) == trainer.history[dash._curve_names[0]]
+    loss = next(t for t in dash.curves.figures["bookkeeping"].data if t.meta[1] == "loss")
+    assert list(loss.y) == trainer.history["loss"]
     assert "finished" in dash.status.value and "epoch 2 of 2" in dash.status.value
 
 
@@ -116,8 +123,8 @@ def test_non_image_data_draws_filters_as_lines_and_particles_as_a_raster() -> No
 
     from PIL import Image
 
-    raster = np.asarray(Image.open(BytesIO(dash.particles_view.value)))
-    particles = trainer.method.particles[0].numpy()  # CD's particles: the last batch's negative states
+    raster = np.asarray(Image.open(BytesIO(dash.negative_view.value)))
+    particles = trainer.method.particles[0].numpy()  # CD's particles: reconstructions of the last batch
     scale = raster.shape[1] // 16
     assert raster.shape == (particles.shape[0] * scale, 16 * scale)
     np.testing.assert_array_equal(raster[::scale, ::scale], particles * 255)  # one row per particle
@@ -155,3 +162,49 @@ def test_bad_arguments() -> None:
         TrainingDashboard(_trainer(), _data(), energy_rows=0)
     with pytest.raises(ValueError, match="interval"):
         TrainingDashboard(_trainer(), _data(), interval=-1)
+
+
+def test_cd_particles_are_labelled_reconstructions_and_fantasy_chains_sample_the_model() -> None:
+    """The fantasy grid is the dashboard's own chains: exact p(v) by total variation on 4 visible units."""
+    model = BoltzmannMachine([BernoulliLayer(4), BernoulliLayer(3)], seed=3).double()
+    with torch.no_grad():
+        model.weights[0].copy_(torch.randn(4, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+    trainer = Trainer(model, CD(k=1), lr=1e-2, batch_size=20, progress=False, metrics={})
+    x = (torch.rand(40, 4, generator=torch.Generator().manual_seed(5)) < 0.5).double()
+    dash = TrainingDashboard(trainer, x, particles=4000, sweeps=30, interval=3600.0, plot_interval=3600.0)
+    titles = [box.children[0].value for box in dash.view.children[2].children[:3]]
+    assert "<b>fantasy particles</b>" in titles[1] and "independent of the training data" in titles[1]
+    assert "<b>reconstructions</b>" in titles[2] and "start" in titles[2]
+    v = dash.fantasy(object())[0]  # one drawing during training: 30 sweeps under the current model
+    assert visible_total_variation(model, v) < 0.05
+
+def test_dashboard_training_prints_no_progress_bar(capsys) -> None:
+    trainer = _trainer()
+    trainer.progress = True
+    dash = TrainingDashboard(trainer, _data(), epochs=1)
+    dash.start()
+    assert dash.wait(30) and dash.error is None
+    err = capsys.readouterr().err
+    assert "training" not in err and "batch/s" not in err and "it/s" not in err
+    assert trainer.progress  # restored for fits outside the dashboard
+
+
+def test_curves_lead_with_quality_and_every_axis_has_a_title() -> None:
+    trainer = _trainer(metrics=["reconstruction_error", "pseudo_likelihood"])
+    dash = TrainingDashboard(trainer, _data(), epochs=2, interval=0.0, plot_interval=0.0)
+    dash.start()
+    assert dash.wait(30) and dash.error is None
+    quality, bookkeeping = dash.curves.figures["quality"], dash.curves.figures["bookkeeping"]
+    assert dash.view.children.index(dash.curves.quality) < dash.view.children.index(dash.curves.bookkeeping)
+    assert [a.text for a in quality.layout.annotations] == ["pseudo-likelihood", "reconstruction error"]
+    assert {t.meta[1] for t in bookkeeping.data} == {"loss", "lr", "wall_seconds", "samples_per_second"}
+    for fig in (quality, bookkeeping, dash.energy):
+        for axis in [k for k in fig.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+            assert fig.layout[axis].title.text, axis
+    lr_trace = next(t for t in bookkeeping.data if t.meta[1] == "lr")
+    assert bookkeeping.layout["yaxis" + lr_trace.yaxis[1:]].type == "log"
+    loss_trace = next(t for t in bookkeeping.data if t.meta[1] == "loss")
+    title = next(a.text for a in bookkeeping.layout.annotations if a.text.startswith("surrogate loss"))
+    assert title == "surrogate loss, not a likelihood" and loss_trace.xaxis != lr_trace.xaxis
+    assert quality.layout.height > bookkeeping.layout.height / 2  # bookkeeping panels are smaller
+    assert "pseudo likelihood <b>" in dash.status.value  # the status line leads with a quality metric

@@ -14,7 +14,7 @@ from ebmlab.data import Dataset
 from ebmlab.history import Recorder, open_run
 from ebmlab.train import CD, PCD, Callback, Trainer
 from ebmlab.widgets import RunComparison, RunViewer
-from ebmlab.widgets.images import filters_image, grid_png
+from ebmlab.widgets.images import filters_image, grid_png, states_png
 
 DATA = Dataset((torch.rand(60, 16, generator=torch.Generator().manual_seed(0)) < 0.3).float(), name="toy")
 
@@ -53,11 +53,20 @@ def test_viewer_shows_each_snapshot(runs) -> None:
     w = stored["weights_0"].isel(snapshot=1).values
     assert viewer.filters_view.value == grid_png(filters_image(w, (4, 4)))
     assert "epoch <b>1</b>" in viewer.epoch_label.value
-    assert {s.x0 for s in viewer.curves.layout.shapes} == {1}
+    for fig in viewer.curves.each():
+        assert {s.x0 for s in fig.layout.shapes} == {1}
+        assert len(fig.layout.shapes) == len({t.xaxis for t in fig.data})  # one marker per panel
     np.testing.assert_allclose(viewer.energy.data[0].y, stored["energy_hist_data"].isel(snapshot=1).values)
-    panel = viewer._names.index("mean_weight")
-    assert list(viewer.curves.data[panel].y) == trainer.history["mean_weight"]
+    assert list(viewer.curves.trace("mean_weight").y) == trainer.history["mean_weight"]
     assert "finished" in viewer.info.value
+    # fantasy particles and PCD's persistent chains, each under its own caption
+    assert viewer.particle_views["fantasy"].value == states_png(stored["fantasy"].isel(snapshot=1).values, (4, 4))
+    assert viewer.particle_views["negative_phase"].value == states_png(
+        stored["negative_phase"].isel(snapshot=1).values, (4, 4)
+    )
+    captions = [box.children[0].value for box in viewer.pictures.children[1:3]]
+    assert "<b>fantasy particles</b>" in captions[0] and "recorder's own chains" in captions[0]
+    assert "<b>persistent chains</b>" in captions[1]
 
 
 def test_viewer_refresh_picks_up_new_epochs(tmp_path) -> None:
@@ -69,7 +78,7 @@ def test_viewer_refresh_picks_up_new_epochs(tmp_path) -> None:
     _train(path, None, epochs=3, trainer=trainer)  # the same Recorder continues the store
     assert viewer.refresh()
     assert viewer.slider.max == 3 and viewer.slider.value == 3
-    assert len(viewer.curves.data[0].y) == 3
+    assert len(viewer.curves.trace("loss").y) == 3
 
 
 def test_viewer_follows_a_run_being_written(tmp_path) -> None:
@@ -109,10 +118,15 @@ def test_comparison_overlays_runs_and_tabulates_them(runs) -> None:
     comp = RunComparison([p_pcd, p_cd])
     assert comp.labels == ["pcd", "cd"]
     assert comp.epochs() == [0, 1, 2, 3] and comp.epoch.value == 3
-    names = [a.text for a in comp.curves.layout.annotations]
-    i = names.index("mean_weight")
-    assert list(comp.curves.data[2 * i].y) == t_pcd.history["mean_weight"]
-    assert list(comp.curves.data[2 * i + 1].y)[:2] == t_cd.history["mean_weight"]
+    assert list(comp.curves.trace("mean_weight", 0).y) == t_pcd.history["mean_weight"]
+    assert list(comp.curves.trace("mean_weight", 1).y) == t_cd.history["mean_weight"]
+    # curves, then the table, then the pictures
+    order = [comp.curves.quality, comp.curves.bookkeeping, comp.table, comp.pictures]
+    assert [comp.view.children.index(w) for w in order] == sorted(comp.view.children.index(w) for w in order)
+    # CD's negative phase is labelled "reconstructions", PCD's "persistent chains"
+    assert "<b>persistent chains</b>" in comp._panels[0][0].children[1].children[2].children[0].value
+    assert "<b>reconstructions</b>" in comp._panels[1][0].children[1].children[2].children[0].value
+    assert "reconstructions</b>: CD's negative phase" in comp.legend.value
     # at epoch 3 the CD run (2 epochs) shows its last snapshot, taken at epoch 2
     assert "epoch 3" in comp._panels[0][1].value and "epoch 2" in comp._panels[1][1].value
     comp.epoch.value = 1
@@ -122,6 +136,10 @@ def test_comparison_overlays_runs_and_tabulates_them(runs) -> None:
     table = comp.table.value
     assert "<td>pcd</td><td>cd</td>" in table and "<td>16x6</td><td>16x4</td>" in table
     assert f"{t_cd.history['mean_weight'][-1]:.4g}" in table
+    # quality metrics above the parameters, bookkeeping below them
+    assert table.index("final mean_weight") < table.index("<th style='text-align:left'>method") < table.index(
+        "final loss"
+    )
 
 
 def test_comparison_bad_arguments(runs) -> None:

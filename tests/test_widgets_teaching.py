@@ -160,3 +160,36 @@ def test_bars_and_stripes_model_prefers_lines() -> None:
     line = torch.tensor([[1.0, 1, 1, 0, 0, 0, 0, 0, 0]])
     scattered = torch.tensor([[1.0, 0, 0, 0, 1, 0, 0, 0, 1]])
     assert model.free_energy(line) < model.free_energy(scattered)
+
+
+def test_stepper_cells_read_on_light_and_dark_pages() -> None:
+    """Every unit is a cell in a mid-grey frame: on (white) and off (black) fills both differ from the
+    frame by half the luminance range, and the frame differs from a white and from a black page."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    stepper = GibbsStepper(seed=2, pixel=24)
+    stepper.sweep()
+    v, flipped = stepper.states[0][0].numpy(), stepper.flipped[0][0].numpy()
+    img = np.asarray(Image.open(BytesIO(stepper.pictures[0].value)).convert("RGB")) / 255.0
+    border = 24 // 8
+    assert img.shape == (4 * 24 + border, 4 * 24 + border, 3)
+    frame = np.concatenate([img[:border].reshape(-1, 3), img[:, :border].reshape(-1, 3)])
+    np.testing.assert_allclose(frame, 0.5, atol=1 / 255)  # the outer frame: mid grey
+    for i in range(16):
+        r, c = divmod(i, 4)
+        centre = img[r * 24 + border + 10, c * 24 + border + 10]
+        np.testing.assert_allclose(centre, v[i], atol=1 / 255)  # white on, black off
+        assert abs(centre.mean() - 0.5) >= 0.49  # contrast with the frame, whatever the page colour
+        corner = img[r * 24 + border, c * 24 + border]
+        expected = (stepper_ring_colour(v[i]) if flipped[i] else np.full(3, v[i]))
+        np.testing.assert_allclose(corner, expected, atol=1 / 255)  # flipped units: a coloured ring
+    assert flipped.any() and not flipped.all()
+    assert "white</b> on" in stepper.view.children[-2].value and "orange" in stepper.view.children[-2].value
+
+
+def stepper_ring_colour(value: float) -> np.ndarray:
+    from ebmlab.widgets.stepper import OFF, ON
+
+    return ON if value > 0.5 else OFF

@@ -1,10 +1,16 @@
 """One self-contained HTML report of a batch folder, readable offline.
 
-The page embeds plotly.js once (no CDN) and its images as PNG data URIs: a table of each point's
-status, grid values and final metrics; one figure per metric with one curve per run; the weight
-filters and fantasy particles of each run's last snapshot; the failed points with their errors
-and tracebacks; and the Python and package versions the points ran with. Runs are read from
-``points/*/status.json`` and ``points/*/history.zarr`` (``ebmlab.history.open_run``).
+The page embeds plotly.js once (no CDN) and its images as PNG data URIs. From the top: the
+metric curves, one figure per metric family (``ebmlab.history.labels``) with one curve per run,
+quality first (log-likelihood ± standard error, pseudo-likelihood, reconstruction error,
+free-energy gap) and bookkeeping (surrogate loss, lr on a log axis, time, throughput, swap
+rates) in smaller figures after them, every axis titled with its unit; a table of each point's
+status, grid values and final metrics (quality first, ``X ± se`` where a standard error was
+recorded); the weight filters, fantasy particles (the recorder's own model chains) and the
+method's negative phase under its name (CD: reconstructions) of each run's last snapshot, each
+with a caption; the failed points with their errors and tracebacks; and the Python and package
+versions the points ran with. Runs are read from ``points/*/status.json`` and
+``points/*/history.zarr`` (``ebmlab.history.open_run``).
 """
 
 from __future__ import annotations
@@ -22,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from ..history import labels, schema
 from .runner import read_status
 
 HISTORY_DIR = "history.zarr"
 MAX_TILES = 64
-# plotted last; the other metrics in order of how many runs have them, then by name
-BOOKKEEPING = frozenset({"loss", "lr", "wall_seconds", "samples_per_second"})
 
 
 @dataclass
@@ -39,7 +44,7 @@ class RunInfo:
     status: dict[str, Any]
     metrics: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     filters: str | None = None
-    particles: str | None = None
+    particles: dict[str, tuple[str, str]] = field(default_factory=dict)  # variable: (kind, PNG data URI)
     note: str | None = None
 
     @property
@@ -147,28 +152,32 @@ def _read_history(run: RunInfo) -> None:
             weights = history["weights_0"].isel(snapshot=-1).values
             shape = _image_shape(weights.shape[0], dict(history.attrs))
             run.filters = tiles_png(weights.T, shape, normalize=True)
-        if "fantasy" in history and history.sizes.get("snapshot", 0) > 0:
-            fantasy = history["fantasy"].isel(snapshot=-1).values
-            run.particles = tiles_png(fantasy, _image_shape(fantasy.shape[-1], dict(history.attrs)), normalize=False)
+        for name in (schema.FANTASY, schema.NEGATIVE):
+            if name in history and history.sizes.get("snapshot", 0) > 0:
+                rows = history[name].isel(snapshot=-1).values
+                uri = tiles_png(rows, _image_shape(rows.shape[-1], dict(history.attrs)), normalize=False)
+                default = "particles (older store: the method's negative phase)" if name == schema.FANTASY else name
+                if uri is not None:
+                    run.particles[name] = (str(history[name].attrs.get(schema.KIND, default)), uri)
     except Exception as exc:  # a damaged or foreign store must not stop the report
         run.note = f"history not readable: {type(exc).__name__}: {exc}"
 
 
-def _figure_json(metric: str, runs: list[RunInfo]) -> str:
-    import plotly.graph_objects as go
+def _figure_json(panel: labels.Panel, group: str, runs: list[RunInfo]) -> str:
+    """One panel (a metric family) as plotly JSON: a curve per run and metric, axis titles with units."""
+    from ebmlab.widgets.figures import metric_figure, update_metric_figure
 
-    fig = go.Figure()
-    for run in runs:
-        if metric in run.metrics:
-            x, y = run.metrics[metric]
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=run.label))
+    fig = metric_figure([panel], [run.label for run in runs], group, width=None)
+    update_metric_figure(fig, [run.metrics for run in runs])
+    fig.data = [t for t in fig.data if len(t.x)]  # runs without this metric draw nothing
     fig.update_layout(
-        title=metric,
-        xaxis_title="epoch",
-        height=340,
-        margin={"l": 50, "r": 10, "t": 40, "b": 40},
-        legend={"font": {"size": 9}},
+        title={"text": panel.family.name, "font": {"size": 14}},
+        autosize=True,
+        height=fig.layout.height + 40,
+        legend={"orientation": "h", "x": 0, "y": -0.3, "yanchor": "top", "font": {"size": 10}},
+        margin={"b": 90},
     )
+    fig.layout.annotations = ()
     return fig.to_json().replace("</", "<\\/")
 
 
@@ -204,14 +213,15 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
         raise ValueError(f"{run_dir} holds no points (expected points/<id>/status.json)")
     for run in runs:
         _read_history(run)
-    found = {m for run in runs for m in run.metrics}
-    metrics = sorted(found, key=lambda m: (m in BOOKKEEPING, -sum(m in r.metrics for r in runs), m))
+    grouped = labels.panels(sorted({m for run in runs for m in run.metrics}))
+    metrics = [name for group in grouped.values() for panel in group for name, _ in panel.metrics]
     axes = list(dict.fromkeys(k for run in runs for k in (run.status.get("axes") or {})))
     counts = {s: sum(r.state == s for r in runs) for s in dict.fromkeys(r.state for r in runs)}
 
     rows = []
     for run in runs:
-        finals = [run.metrics[m][1][-1] if m in run.metrics and run.metrics[m][1] else "" for m in metrics]
+        values = {k: v[1] for k, v in run.metrics.items()}
+        finals = [labels.format_with_stderr(values, m, digits=5) if m in values else "" for m in metrics]
         cells = [run.id, run.state, *((run.status.get("axes") or {}).get(a, "") for a in axes)]
         cells += [run.status.get("seconds", ""), *finals]
         rows.append(
@@ -221,25 +231,37 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
         )
     header = "".join(f"<th>{html.escape(h)}</th>" for h in ["point", "status", *axes, "seconds", *metrics])
 
-    figures, scripts = [], []
-    for i, metric in enumerate(metrics):
-        n = sum(metric in run.metrics for run in runs)
-        figures.append(
-            f'<div class="figure" id="curve-{i}" data-metric="{html.escape(metric)}" data-traces="{n}"></div>'
-        )
-        scripts.append(
-            f"(function(){{var f={_figure_json(metric, runs)};"
-            f"Plotly.newPlot('curve-{i}',f.data,f.layout,{{displaylogo:false,responsive:true}});}})();"
-        )
+    figures: dict[str, list[str]] = {group: [] for group in grouped}
+    scripts = []
+    i = 0
+    for group, group_panels in grouped.items():
+        for panel in group_panels:
+            n = sum(name in run.metrics for run in runs for name, _ in panel.metrics)
+            figures[group].append(
+                f'<div class="figure {group}" id="curve-{i}" data-metric="{html.escape(panel.family.key)}" '
+                f'data-traces="{n}"></div>'
+            )
+            scripts.append(
+                f"(function(){{var f={_figure_json(panel, group, runs)};"
+                f"Plotly.newPlot('curve-{i}',f.data,f.layout,{{displaylogo:false,responsive:true}});}})();"
+            )
+            i += 1
+    curves = "".join(
+        f'<h3>{html.escape(labels.GROUP_TITLES[group])}</h3><div class="figures {group}">{"".join(divs)}</div>'
+        for group, divs in figures.items()
+        if divs
+    )
 
     galleries = []
     for run in runs:
         if run.filters or run.particles or run.note:
             parts = [f"<h3>{html.escape(run.id)}</h3>"]
             if run.filters:
-                parts.append(_figure(run.filters, "filters", "filters (columns of W)"))
-            if run.particles:
-                parts.append(_figure(run.particles, "particles", "fantasy particles"))
+                caption = "weight filters: columns of W; grey 0, white positive, black negative (scaled per filter)"
+                parts.append(_figure(run.filters, "filters", caption))
+            for name, (kind, uri) in run.particles.items():
+                alt = "particles" if name == schema.FANTASY else "negative phase"
+                parts.append(_figure(uri, alt, html.escape(labels.particles_caption(kind), quote=False)))
             if run.note:
                 parts.append(f'<p class="note">{html.escape(run.note)}</p>')
             galleries.append(f'<div class="run-images">{"".join(parts)}</div>')
@@ -264,6 +286,8 @@ body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222}} table{{border-c
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:first-child{{text-align:left}}
 tr.failed td{{background:#fdd}} tr.finished td:nth-child(2){{color:#070}}
 .figures{{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:8px}}
+.figures.bookkeeping{{grid-template-columns:repeat(auto-fill,minmax(300px,1fr))}}
+figcaption{{max-width:220px;font-size:12px;color:#444}}
 .run-images{{display:inline-block;vertical-align:top;margin:0 1.5em 1em 0}} figure{{display:inline-block;margin:0 8px}}
 img.tiles{{width:200px;image-rendering:pixelated}} pre{{background:#f6f6f6;padding:6px;overflow-x:auto;font-size:12px}}
 .note{{color:#a00}} .scroll{{overflow-x:auto;max-width:100%}}
@@ -274,11 +298,11 @@ img.tiles{{width:200px;image-rendering:pixelated}} pre{{background:#f6f6f6;paddi
 <h1>{html.escape(title)}</h1>
 <p>{len(runs)} points: {summary}. Folder <code>{html.escape(str(run_dir.resolve()))}</code>;
 report written {generated}.</p>
+<h2>Metrics per epoch</h2>
+{curves or "<p>No run recorded a history.</p>"}
 <h2>Points</h2>
 <div class="scroll"><table id="points"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>
-<h2>Metrics per epoch</h2>
-<div class="figures">{"".join(figures) or "<p>No run recorded a history.</p>"}</div>
-<h2>Filters and fantasy particles (last snapshot)</h2>
+<h2>Filters and particles (last snapshot)</h2>
 {"".join(galleries) or "<p>No snapshots recorded.</p>"}
 <h2>Failed points</h2>
 <div id="failures">{"".join(failures) or "<p>None.</p>"}</div>

@@ -2,13 +2,22 @@
 
 Per recorded epoch, every number in ``state.metrics`` (a metric first seen later reads NaN at the
 earlier epochs). Per snapshot (before training, every ``snapshot_every`` epochs and at the end):
-the weights and layer parameters, ``particles`` fantasy particles (the method's negative-phase
-states, or fresh samples when the method keeps none) and histograms of the energy of data rows and
-of fantasy particles on shared bins,
+the weights and layer parameters; ``particles`` **fantasy particles**; the method's own
+negative-phase states (``negative_phase``, labelled by what they are); and histograms of the
+energy of data rows and of fantasy particles on shared bins,
 
     RBM:    F(v) = −log Σ_h exp(−E(v, h))                      (free energy, exact);
     deeper: F(h_even) = −log Σ_{h_odd} exp(−E(h))             (odd layers summed out; for data
             the even hidden layers are the mean-field magnetizations given v).
+
+Fantasy particles are samples of the model alone: the recorder keeps its own ``particles``
+persistent block-Gibbs chains, never touched by the training data or the trainer's random
+streams, started from the layer biases and advanced ``sample_steps`` sweeps at each snapshot
+with a generator seeded by (``seed``, epoch). Their hidden states are stored too
+(``fantasy_<layer>``), so a resumed run continues the same chains and its store is identical to
+an uninterrupted one. The method's negative phase is something else for most methods: CD's are
+*reconstructions* (k Gibbs sweeps from the data batch), PCD's and PT's persistent chains, TAP's
+magnetizations; its ``kind`` attribute says which (``Method.particles_kind``).
 
 A histogram holds the fraction of rows per bin. See ``schema`` for the names and ``writer`` for
 the crash-safety protocol.
@@ -28,11 +37,14 @@ import numpy as np
 import torch
 
 from ..train.state import Callback
+from ..train.trainer import _derived_seed
 from . import schema
 from .errors import StoreWriteError
 from .writer import StoreWriter, is_store
 
 TIMING_METRICS = ("wall_seconds", "samples_per_second")
+FANTASY_ATTRS = {schema.KIND: schema.FANTASY_KIND}
+FANTASY_SALT = 0x46414E54  # keeps the fantasy chains' seeds apart from the trainer's (same seed words)
 
 
 class Recorder(Callback):
@@ -44,11 +56,11 @@ class Recorder(Callback):
             run (epoch 0) over an existing store needs ``overwrite=True``.
         every: record the metrics of every ``every``-th epoch (and of the last one).
         snapshot_every: take a snapshot every ``snapshot_every`` epochs (and before and after training).
-        particles: fantasy particles kept per snapshot.
+        particles: fantasy particles (the recorder's own chains) and negative-phase states kept per snapshot.
         bins: energy-histogram bins.
         energy_rows: data rows (a fixed random subset) whose energies are histogrammed.
-        sample_steps: Gibbs sweeps for fresh fantasy particles when the method keeps none.
-        seed: seeds the data subset and fresh samples; the trainer's random streams are never used.
+        sample_steps: Gibbs sweeps the fantasy chains advance at each snapshot.
+        seed: seeds the data subset and the fantasy chains; the trainer's random streams are never used.
     """
 
     def __init__(
@@ -94,6 +106,7 @@ class Recorder(Callback):
         self._pending: list[tuple[str, int, np.ndarray]] = []
         self._committed = (0, 0)
         self._broken = False
+        self._chains: list[torch.Tensor] | None = None
 
     def config(self) -> dict[str, Any]:
         """The recorder's settings (stored in the ``recorder`` attribute)."""
@@ -120,6 +133,7 @@ class Recorder(Callback):
             schema.SNAPSHOT: epochs // self.snapshot_every + 2,
         }
         attrs = run_attrs(state, self.config())
+        self._chains = None
         if is_store(self.path) and not (state.epoch == 0 and self.overwrite):
             self._continue(state)
         else:
@@ -212,6 +226,17 @@ class Recorder(Callback):
         self.writer.clear(schema.SNAPSHOT, keep_s, len(snaps))
         self._last_epoch = int(epochs[keep_e - 1]) if keep_e else 0
         self._last_snapshot = int(snaps[keep_s - 1]) if keep_s else -1
+        self._chains = self._stored_chains(state.model, keep_s)
+
+    def _stored_chains(self, model: Any, snapshots: int) -> list[torch.Tensor] | None:
+        """The fantasy chains as the last kept snapshot left them (None when the store has none)."""
+        names = [schema.FANTASY, *(schema.fantasy_var(layer.name) for layer in model.layers[1:])]
+        if snapshots == 0 or any(name not in self.writer.arrays for name in names):
+            return None
+        rows = [np.asarray(self.writer.arrays[name][snapshots - 1]) for name in names]
+        if any(r.shape[0] != self.particles or np.isnan(r).any() for r in rows):
+            return None
+        return [torch.from_numpy(r.copy()).to(model.device, model.dtype) for r in rows]
 
     def _fill_from_history(self, state: Any) -> None:
         """Rows for epochs trained before this recorder saw them, from ``state.history``."""
@@ -264,13 +289,22 @@ class Recorder(Callback):
                     name = schema.param_var(layer.name, pname)
                     w.ensure(name, [schema.SNAPSHOT, dim], [layer.n], dtype, 0.0)
                     put((name, s, _numpy(p)[None].copy()))
-        states = self._fantasy_states(state)
-        fantasy = np.full((self.particles, model.layers[0].n), np.nan, dtype=dtype)
-        fantasy[: states[0].shape[0]] = _numpy(states[0])
-        w.ensure(schema.FANTASY, [schema.SNAPSHOT, schema.PARTICLE, units[0]], fantasy.shape, dtype, np.nan)
-        put((schema.FANTASY, s, fantasy[None]))
+        chains = self._advance_chains(state)
+        for layer, dim, chain in zip(model.layers, units, chains):
+            name = schema.FANTASY if layer is model.layers[0] else schema.fantasy_var(layer.name)
+            w.ensure(name, [schema.SNAPSHOT, schema.PARTICLE, dim], chain.shape, dtype, np.nan, attrs=FANTASY_ATTRS)
+            put((name, s, _numpy(chain)[None].copy()))
+        negative = getattr(state.method, "particles", None)
+        if negative:
+            rows = np.full((self.particles, model.layers[0].n), np.nan, dtype=dtype)
+            shown = _numpy(negative[0][: self.particles].detach().to(model.dtype))
+            rows[: shown.shape[0]] = shown
+            kind = str(getattr(state.method, "particles_kind", "negative-phase states"))
+            dims = [schema.SNAPSHOT, schema.PARTICLE, units[0]]
+            w.ensure(schema.NEGATIVE, dims, rows.shape, dtype, np.nan, attrs={schema.KIND: kind})
+            put((schema.NEGATIVE, s, rows[None]))
         e_data = _numpy(data_energy(model, self._data)).astype(np.float64)
-        e_fant = _numpy(state_energy(model, states)).astype(np.float64)
+        e_fant = _numpy(state_energy(model, chains)).astype(np.float64)
         edges, h_data, h_fant = histograms(e_data, e_fant, self.bins)
         w.ensure(schema.BIN_EDGES, [schema.SNAPSHOT, schema.BIN_EDGE], [self.bins + 1], "float64", np.nan)
         put((schema.BIN_EDGES, s, edges[None]))
@@ -280,12 +314,18 @@ class Recorder(Callback):
         w.done[schema.SNAPSHOT] = s + 1
         self._last_snapshot = state.epoch
 
-    def _fantasy_states(self, state: Any) -> list[torch.Tensor]:
+    def _advance_chains(self, state: Any) -> list[torch.Tensor]:
+        """Advance the fantasy chains ``sample_steps`` sweeps under the current model (started from
+        the layer biases the first time), with a generator seeded by (seed, epoch)."""
         model = state.model
-        particles = getattr(state.method, "particles", None)
-        if particles:
-            return [p[: self.particles].detach().to(model.dtype) for p in particles]
-        return model.sample(self.particles, steps=self.sample_steps, seed=self.seed + int(state.epoch))
+        g = torch.Generator(device=model.device).manual_seed(fantasy_seed(self.seed, int(state.epoch)))
+        if self._chains is None:
+            self._chains = model.random_states(self.particles, g)
+        chains = list(self._chains)
+        for _ in range(self.sample_steps):
+            chains = model._gibbs(chains, 1.0, None, g)
+        self._chains = chains
+        return chains
 
     def _commit(self, **attrs: Any) -> None:
         w = self.writer
@@ -400,6 +440,11 @@ def _float(name: str, value: Any) -> float:
         return float(value)
     except (TypeError, ValueError) as err:
         raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}") from err
+
+
+def fantasy_seed(seed: int, epoch: int) -> int:
+    """Seed of the generator that advances the fantasy chains at the snapshot of ``epoch``."""
+    return _derived_seed(FANTASY_SALT, seed, epoch)
 
 
 def _prefix(mask: np.ndarray) -> int:

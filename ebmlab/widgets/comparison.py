@@ -1,8 +1,12 @@
 """RunComparison: several stored runs side by side — how trainers (CD, PCD, TAP, PT, …) compare.
 
-Overlaid metric curves (one panel per metric, one colour per run); the weight filters and
-fantasy particles of every run at a chosen epoch (each run's latest snapshot at or before it);
-a table of each run's parameters (``ebmlab.history.run_parameters``) and final metrics.
+From the top: overlaid metric curves (one panel and y-axis per metric family, one colour per run),
+quality first (log-likelihood ± standard error, pseudo-likelihood, reconstruction error,
+free-energy gap) and bookkeeping (surrogate loss, lr, time, throughput, swap rates) in a smaller
+figure below; a table of each run's final quality metrics and parameters
+(``ebmlab.history.run_parameters``); then, at a chosen epoch (each run's latest snapshot at or
+before it), every run's weight filters, fantasy particles (model chains) and the method's own
+negative phase under its name (CD: reconstructions).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import ipywidgets
 import numpy as np
 import xarray as xr
 
+from ebmlab.history import labels as catalog
 from ebmlab.history import open_run, run_parameters, schema
 
 from .base import View
-from .figures import COLORS, curves_figure, filter_lines_figure, update_curves, update_filter_lines
-from .viewer import metric_series, resolve_image_shape, snapshot_pictures
+from .figures import COLORS, filter_lines_figure, update_filter_lines
+from .layout import MetricCurves
+from .viewer import metric_series, particle_kinds, resolve_image_shape, snapshot_pictures
 
 
 def _labels(paths: Sequence[Path]) -> list[str]:
@@ -52,10 +58,32 @@ def final_metrics(run: xr.Dataset) -> dict[str, float]:
     """The last finite value of every metric of a run (NaN when it never had one)."""
     out = {}
     for name, (_, values) in metric_series(run).items():
-        finite = np.asarray(values, dtype=np.float64)
-        finite = finite[np.isfinite(finite)]
-        out[name] = float(finite[-1]) if finite.size else float("nan")
+        last = catalog.final_value(np.asarray(values, dtype=np.float64))
+        out[name] = float("nan") if last is None else last[1]
     return out
+
+
+def final_rows(series: Sequence[dict[str, Any]]) -> list[tuple[str, str, list[str]]]:
+    """(group, metric, cell per run) for the table: quality metrics first, ``X ± se`` where a standard error exists."""
+    values = [{k: v[1] for k, v in s.items()} for s in series]
+    grouped = catalog.panels(dict.fromkeys(k for s in series for k in s))
+    return [
+        (group, name, [catalog.format_with_stderr(v, name) for v in values])
+        for group in (catalog.QUALITY, catalog.BOOKKEEPING)
+        for panel in grouped[group]
+        for name, _ in panel.metrics
+    ]
+
+
+def _text(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _cell(title: str, widget: Any) -> ipywidgets.VBox:
+    if isinstance(widget, ipywidgets.Image):
+        widget.layout.width = "170px"
+    head = ipywidgets.HTML(f"<small><b>{html.escape(title)}</b></small>", layout={"max_width": "170px"})
+    return ipywidgets.VBox([head, widget])
 
 
 class RunComparison(View):
@@ -97,12 +125,30 @@ class RunComparison(View):
         self.table.add_class("ebmlab-compare-table")
         self.pictures = ipywidgets.HBox(layout={"flex_flow": "row wrap"})
         self.pictures.add_class("ebmlab-compare-pictures")
-        self.curves_box = ipywidgets.Box()
-        self.curves_box.add_class("ebmlab-compare-curves")
+        self.curves = MetricCurves(runs=self.labels)
+        self.curves.quality.add_class("ebmlab-compare-curves")
         self._panels = [self._panel(k) for k in range(len(self.runs))]
         self.pictures.children = [p[0] for p in self._panels]
+        kinds = dict.fromkeys(kind for run in self.runs for kind in particle_kinds(run).values())
+        notes = "".join(
+            f"<li><b>{_text(kind)}</b>: {_text(catalog.particle_note(kind) or kind)}</li>" for kind in kinds
+        )
+        self.legend = ipywidgets.HTML(
+            "<small><ul style='margin:0;padding-left:18px'>"
+            "<li><b>weight filters</b>: columns of W; grey 0, white positive, black negative "
+            f"(each scaled to its largest |w|)</li>{notes}</ul></small>"
+        )
         self.view = ipywidgets.VBox(
-            [ipywidgets.HBox([self.epoch, self.refresh_button]), self.pictures, self.table, self.curves_box]
+            [
+                self.refresh_button,
+                self.curves.quality,
+                self.curves.bookkeeping,
+                self.table,
+                ipywidgets.HTML("<b>Weights and particles</b>"),
+                self.epoch,
+                self.pictures,
+                self.legend,
+            ]
         )
         self.view.add_class("ebmlab-run-comparison")
         self.epoch.observe(lambda change: self.show(int(change["new"])), names="value")
@@ -114,14 +160,17 @@ class RunComparison(View):
         except ValueError:
             return resolve_image_shape(run, None)
 
-    def _panel(self, k: int) -> tuple[ipywidgets.VBox, ipywidgets.HTML, Any, ipywidgets.Image]:
+    def _panel(self, k: int) -> tuple[ipywidgets.VBox, ipywidgets.HTML, Any, dict[str, ipywidgets.Image]]:
+        """A run's pictures: its filters, then each kind of particles it recorded, each with a caption."""
         title = ipywidgets.HTML()
         filters: Any = ipywidgets.Image(format="png") if self.image_shapes[k] is not None else filter_lines_figure(300)
-        particles = ipywidgets.Image(format="png")
-        for img in (filters, particles):
-            if isinstance(img, ipywidgets.Image):
-                img.layout.width = "170px"
-        box = ipywidgets.VBox([title, ipywidgets.HBox([filters, particles])], layout={"margin": "0 16px 8px 0"})
+        kinds = particle_kinds(self.runs[k])
+        particles = {name: ipywidgets.Image(format="png") for name in kinds}
+        cells = [_cell("weight filters", filters)]
+        for name, kind in kinds.items():
+            particles[name].add_class("ebmlab-negative" if name == schema.NEGATIVE else "ebmlab-particles")
+            cells.append(_cell(kind, particles[name]))
+        box = ipywidgets.VBox([title, ipywidgets.HBox(cells)], layout={"margin": "0 16px 8px 0"})
         return box, title, filters, particles
 
     # -- content -------------------------------------------------------------------------------
@@ -140,17 +189,17 @@ class RunComparison(View):
         """Filters and particles of every run at ``epoch``."""
         for k, (run, (_, title, filters, particles)) in enumerate(zip(self.runs, self._panels)):
             s = self.snapshot_at(run, epoch)
-            w, v = snapshot_pictures(run, s, self.image_shapes[k], self.n_filters, self.n_particles)
+            w, pictures = snapshot_pictures(run, s, self.image_shapes[k], self.n_filters, self.n_particles)
             if self.image_shapes[k] is not None:
                 filters.value = w
             else:
                 update_filter_lines(filters, w)
-            particles.value = v
+            for name, png in pictures.items():
+                if name in particles:
+                    particles[name].value = png
             taken = int(run[schema.SNAPSHOT_EPOCH].values[s])
             colour = COLORS[k % len(COLORS)]
-            title.value = (
-                f"<b style='color:{colour}'>{html.escape(self.labels[k])}</b> · epoch {taken} · filters | particles"
-            )
+            title.value = f"<b style='color:{colour}'>{html.escape(self.labels[k])}</b> · epoch {taken}"
 
     def refresh(self) -> None:
         """Re-read every store (runs may still be growing) and redraw."""
@@ -158,11 +207,7 @@ class RunComparison(View):
         self._redraw()
 
     def _redraw(self) -> None:
-        series = [metric_series(run) for run in self.runs]
-        names = list(dict.fromkeys(n for s in series for n in s))
-        self.curves = curves_figure(names or ["(no metrics yet)"], runs=self.labels)
-        update_curves(self.curves, series)
-        self.curves_box.children = (self.curves,)
+        self.curves.update([metric_series(run) for run in self.runs])
         epochs = self.epochs()
         current = self.epoch.value if self.epoch.value in epochs else epochs[-1]
         if list(self.epoch.options) != epochs:
@@ -174,21 +219,27 @@ class RunComparison(View):
         self.table.value = self._table()
 
     def _table(self) -> str:
-        """One column per run; rows: its parameters, then the final value of every metric."""
+        """One column per run; rows: the final quality metrics (``X ± se``), the run's parameters,
+        then the final bookkeeping metrics."""
         params = [run_parameters(run.attrs) for run in self.runs]
-        finals = [final_metrics(run) for run in self.runs]
         pkeys = [k for k in dict.fromkeys(k for p in params for k in p) if _shown(k, [p.get(k) for p in params])]
-        mkeys = list(dict.fromkeys(k for f in finals for k in f))
+        finals = final_rows([metric_series(run) for run in self.runs])
         head = "".join(
             f"<th style='color:{COLORS[k % len(COLORS)]}'>{html.escape(label)}</th>"
             for k, label in enumerate(self.labels)
         )
         rows = [f"<tr><th></th>{head}</tr>"]
+
+        def metric_rows(group: str) -> None:
+            for g, key, cells in finals:
+                if g == group:
+                    tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                    rows.append(f"<tr class='{g}'><th style='text-align:left'>final {html.escape(key)}</th>{tds}</tr>")
+
+        metric_rows(catalog.QUALITY)
         for key in pkeys:
             cells = "".join(f"<td>{_format(p.get(key))}</td>" for p in params)
             rows.append(f"<tr><th style='text-align:left'>{html.escape(key)}</th>{cells}</tr>")
-        for key in mkeys:
-            cells = "".join(f"<td>{_format(f.get(key, float('nan')))}</td>" for f in finals)
-            rows.append(f"<tr><th style='text-align:left'>final {html.escape(key)}</th>{cells}</tr>")
+        metric_rows(catalog.BOOKKEEPING)
         style = "border-collapse:collapse;font-size:12px"
         return f"<table class='ebmlab-table' style='{style}' border='1' cellpadding='3'>{''.join(rows)}</table>"

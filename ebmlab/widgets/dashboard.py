@@ -11,10 +11,21 @@ about cost / interval of the training time.
 
 Energies are those of the history store (``ebmlab.history.recorder``): F(v) for an RBM, F(h_even)
 with the odd layers summed out for deeper stacks (data rows at their mean-field values).
+
+Particles are labelled by what they are: *fantasy particles* come from the dashboard's own Gibbs
+chains (seeded, advanced ``sweeps`` sweeps per drawing, never touched by the data or the
+trainer's random streams), and the method's negative phase is shown beside them under its own
+name (``Method.particles_kind``: CD's are *reconstructions* of the data batch). Metric curves
+lead with quality (log-likelihood ± standard error, pseudo-likelihood, reconstruction error,
+free-energy gap); bookkeeping (surrogate loss, lr, time, throughput, swap rates) is a smaller
+figure below. The Trainer's own tqdm bar is switched off while the dashboard trains it, since a
+bar started from the background thread would land in whichever cell runs next; the dashboard
+has its own progress bar.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import os
 import threading
@@ -23,24 +34,17 @@ from typing import Any
 
 import ipywidgets
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from ebmlab.data import Dataset, as_dataset
-from ebmlab.history import Recorder
+from ebmlab.history import Recorder, labels
 from ebmlab.history.recorder import data_energy, histograms, state_energy
 from ebmlab.train import Callback, Trainer, TrainState
 
 from .base import View
-from .figures import (
-    curves_figure,
-    energy_figure,
-    filter_lines_figure,
-    update_curves,
-    update_energy,
-    update_filter_lines,
-)
+from .figures import energy_figure, filter_lines_figure, update_energy, update_filter_lines
 from .images import filters_image, grid_png, states_png
+from .layout import MetricCurves, captioned
 from .throttle import Throttle
 
 
@@ -75,10 +79,12 @@ class TrainingDashboard(View):
     """Live view and controls of ``trainer`` fitting ``data`` (a ``Dataset`` or a tensor of rows).
 
     Start/Pause/Resume/Stop buttons and a learning-rate slider act on the running Trainer. With
-    ``data.image_shape`` (height, width), the first ``filters`` weight filters and ``particles``
-    fantasy particles show as tiled PNG images; otherwise filters are line plots and particles a
-    raster (one row per particle). ``history_path`` adds an ``ebmlab.history.Recorder`` (options
-    in ``recorder``) to the Trainer so the run is stored as it trains.
+    ``data.image_shape`` (height, width), the first ``filters`` weight filters, ``particles``
+    fantasy particles (the dashboard's own chains, ``sweeps`` Gibbs sweeps per drawing) and as
+    many of the method's negative-phase states show as tiled PNG images; otherwise filters are
+    line plots and particles a raster (one row per particle). ``history_path`` adds an
+    ``ebmlab.history.Recorder`` (options in ``recorder``) to the Trainer so the run is stored as
+    it trains.
     """
 
     def __init__(
@@ -95,6 +101,8 @@ class TrainingDashboard(View):
         energy_rows: int = 500,
         bins: int = 40,
         recorder: dict[str, Any] | None = None,
+        sweeps: int = 3,
+        seed: int = 0,
     ) -> None:
         if not isinstance(trainer, Trainer):
             raise TypeError(f"trainer must be an ebmlab.train.Trainer, got {type(trainer).__name__}")
@@ -105,6 +113,7 @@ class TrainingDashboard(View):
             "particles": particles,
             "energy_rows": energy_rows,
             "bins": bins,
+            "sweeps": sweeps,
         }
         for name, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -112,7 +121,7 @@ class TrainingDashboard(View):
         self.trainer, self.model, self.validation = trainer, trainer.model, validation
         shape = self.data.image_shape
         self.image_shape = tuple(shape) if shape is not None and len(shape) == 2 else None
-        self.n_filters, self.n_particles, self.bins = filters, particles, bins
+        self.n_filters, self.n_particles, self.bins, self.sweeps = filters, particles, bins, sweeps
         self.picture_throttle, self.plot_throttle = Throttle(interval), Throttle(plot_interval)
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -122,7 +131,8 @@ class TrainingDashboard(View):
         g = torch.Generator().manual_seed(0)
         rows = torch.randperm(len(self.data), generator=g)[:energy_rows]
         self._energy_data = self.data.data[rows].to(self.model.device, self.model.dtype)
-        self._own_chains: list[torch.Tensor] | None = None
+        self._generator = torch.Generator(device=self.model.device).manual_seed(seed)
+        self._chains: list[torch.Tensor] = self.model.random_states(particles, self._generator)
         self._begin_step = 0
         self._rate_mark: tuple[float, int] | None = None
         self._rate = float("nan")
@@ -166,6 +176,8 @@ class TrainingDashboard(View):
         self.lr.observe(lambda change: self.trainer.set_lr(float(change["new"])), names="value")
         self.status = ipywidgets.HTML()
         self.status.add_class("ebmlab-status")
+        self.progress = ipywidgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress")
+        self.progress.add_class("ebmlab-progress")
         self.filters_view: ipywidgets.Widget
         if self.image_shape is not None:
             self.filters_view = ipywidgets.Image(format="png")
@@ -174,24 +186,43 @@ class TrainingDashboard(View):
         self.filters_view.add_class("ebmlab-filters")
         self.particles_view = ipywidgets.Image(format="png")
         self.particles_view.add_class("ebmlab-particles")
+        self.negative_view = ipywidgets.Image(format="png")
+        self.negative_view.add_class("ebmlab-negative")
         self.energy = energy_figure()
-        self.curves: go.FigureWidget | None = None
-        self._curve_names: list[str] = []
-        self.curves_box = ipywidgets.Box()
-        self.curves_box.add_class("ebmlab-curves")
+        self.curves = MetricCurves()
 
-        def titled(title: str, widget: ipywidgets.Widget) -> ipywidgets.VBox:
-            return ipywidgets.VBox([ipywidgets.HTML(f"<b>{title}</b>"), widget])
-
+        kind = str(getattr(self.trainer.method, "particles_kind", "negative-phase states"))
+        name = getattr(self.trainer.method, "name", type(self.trainer.method).__name__)
+        self.negative_caption = f"method {name}: {labels.particle_note(kind) or 'its negative-phase states'}"
+        filters_caption = (
+            f"columns of W for the first {self.n_filters} hidden units; grey 0, white positive, black negative "
+            "(each scaled to its largest |w|)"
+            if self.image_shape is not None
+            else "W[:, j] against the visible unit"
+        )
+        fantasy_caption = (
+            f"{self.n_particles} chains of the dashboard's own, {self.sweeps} Gibbs sweeps per drawing: "
+            + labels.FANTASY_NOTE
+        )
         controls = ipywidgets.HBox([*self.buttons.values(), self.epochs, self.lr])
         pictures = ipywidgets.HBox(
             [
-                titled("weight filters", self.filters_view),
-                titled("fantasy particles", self.particles_view),
+                captioned("weight filters", filters_caption, self.filters_view),
+                captioned("fantasy particles", fantasy_caption, self.particles_view),
+                captioned(kind, self.negative_caption, self.negative_view),
                 ipywidgets.Box([self.energy]).add_class("ebmlab-energy"),
+            ],
+            layout={"flex_flow": "row wrap"},
+        )
+        self.view = ipywidgets.VBox(
+            [
+                controls,
+                ipywidgets.HBox([self.progress, self.status]),
+                pictures,
+                self.curves.quality,
+                self.curves.bookkeeping,
             ]
         )
-        self.view = ipywidgets.VBox([controls, self.status, pictures, self.curves_box])
         self.view.add_class("ebmlab-dashboard")
         self._sync_buttons()
 
@@ -211,11 +242,13 @@ class TrainingDashboard(View):
         self._sync_buttons()
 
     def _fit(self, epochs: int) -> None:
+        progress, self.trainer.progress = self.trainer.progress, False  # no tqdm bar from this thread
         try:
             self.trainer.fit(self.data, epochs, validation=self.validation)
         except BaseException as err:  # shown in the status line; the thread must end cleanly
             self.error = err
         finally:
+            self.trainer.progress = progress
             self.ended_at = time.monotonic()
             self._status(self.trainer.state, final=True)
             self._sync_buttons(finished=True)
@@ -297,20 +330,18 @@ class TrainingDashboard(View):
         self._rate_mark = (now, state.step)
 
     @torch.no_grad()
-    def fantasy(self, state: TrainState | None) -> list[torch.Tensor]:
-        """The method's latest negative-phase states, or (when it keeps none) chains of our own.
-
-        Our own chains start from the layer biases and advance one Gibbs sweep per drawing.
-        """
-        particles = getattr(self.trainer.method, "particles", None)
-        if particles:
-            return [p[: self.n_particles].detach() for p in particles]
-        if self._own_chains is None:
-            g = torch.Generator(device=self.model.device).manual_seed(0)
-            self._own_chains = self.model.random_states(self.n_particles, g)
+    def fantasy(self, state: TrainState | None = None) -> list[torch.Tensor]:
+        """The dashboard's fantasy chains: advanced ``sweeps`` Gibbs sweeps under the current model
+        when ``state`` is given (a drawing during training), returned as they are otherwise."""
         if state is not None:
-            self._own_chains = self.model._gibbs(self._own_chains)
-        return self._own_chains
+            for _ in range(self.sweeps):
+                self._chains = self.model._gibbs(self._chains, 1.0, None, self._generator)
+        return self._chains
+
+    def negative_phase(self) -> torch.Tensor | None:
+        """The visible layer of the method's latest negative-phase states (None when it keeps none)."""
+        particles = getattr(self.trainer.method, "particles", None)
+        return particles[0][: self.n_particles].detach() if particles else None
 
     @torch.no_grad()
     def _draw_pictures(self, state: TrainState | None) -> None:
@@ -320,28 +351,25 @@ class TrainingDashboard(View):
         continuous = not np.isfinite(self.model.layers[0].num_states())
         v = self.fantasy(state)[0]
         self.particles_view.value = states_png(v, self.image_shape, self.n_particles, normalize=continuous)
+        negative = self.negative_phase()
+        if negative is not None:
+            self.negative_view.value = states_png(negative, self.image_shape, self.n_particles, normalize=continuous)
         self.draws += 1
 
     @torch.no_grad()
-    def energies(self, state: TrainState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def energies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bin edges, fraction of data rows per bin, fraction of fantasy particles per bin)."""
         e_data = data_energy(self.model, self._energy_data).double().cpu().numpy()
-        e_fantasy = state_energy(self.model, self.fantasy(state)).double().cpu().numpy()
+        e_fantasy = state_energy(self.model, self._chains).double().cpu().numpy()
         return histograms(e_data, e_fantasy, self.bins)
 
     def _draw_plots(self, state: TrainState | None) -> None:
-        update_energy(self.energy, *self.energies(state))
+        update_energy(self.energy, *self.energies())
         if self.image_shape is None:
             update_filter_lines(self.filters_view, self.model.weights[0].detach().cpu().double().numpy())
         history = self.trainer.history
-        if not history:
-            return
-        names = list(history)
-        if names != self._curve_names:
-            self._curve_names = names
-            self.curves = curves_figure(names)
-            self.curves_box.children = (self.curves,)
-        update_curves(self.curves, [{k: (range(1, len(v) + 1), list(v)) for k, v in history.items()}])
+        if history:
+            self.curves.update([{k: (range(1, len(v) + 1), list(v)) for k, v in history.items()}])
 
     def _status(self, state: TrainState | None, final: bool = False) -> None:
         """Epoch, batch, samples/s (the last epoch's training throughput, else measured between
@@ -354,6 +382,8 @@ class TrainingDashboard(View):
         done = state.step - self._begin_step
         left_steps = max(state.epochs * per_epoch - (state.epoch * per_epoch + (0 if final else state.batch + 1)), 0)
         left = left_steps * state.elapsed / done if done > 0 else float("nan")
+        total = state.epochs * per_epoch
+        self.progress.value = (total - left_steps) / total if total else 0.0
         rate = state.metrics.get("samples_per_second", self._rate)
         if self.error is not None:
             phase = f"<span style='color:#c00'>failed: {type(self.error).__name__}: {self.error}</span>"
@@ -361,8 +391,10 @@ class TrainingDashboard(View):
             phase = "stopped" if t.epoch < state.epochs else "finished"
         else:
             phase = "paused" if t.paused else "training"
+        best = labels.headline(t.history)
         self.status.value = (
             f"<b>{phase}</b> · epoch {t.epoch + (0 if final else 1)} of {state.epochs} · "
             f"batch {state.batch + 1} of {per_epoch} · {rate:,.0f} samples/s · "
-            f"time left {_format_seconds(left)} · loss {state.loss:.4g}"
+            f"time left {_format_seconds(left)}"
+            + ("" if best is None else f" · {html.escape(best[0])} <b>{html.escape(best[1])}</b>")
         )

@@ -1,8 +1,12 @@
-"""The plotly figures shared by the dashboard, the run viewer and the comparison.
+"""The plotly figures shared by the dashboard, the run viewer, the comparison and the batch report.
 
-- metric curves: one small panel per metric name (``make_subplots``), one trace per run;
-- energy histograms: the fraction of data rows and of fantasy particles per energy bin;
+- metric curves: small multiples, one panel and y-axis per metric family (``ebmlab.history.labels``),
+  quality metrics in one figure and bookkeeping (loss, lr, time, throughput, swap rates) in a
+  smaller second one; one trace per (run, metric), standard errors as error bars;
+- energy histograms: the fraction of data rows and of fantasy particles per free-energy bin;
 - filter lines: W's first columns as line plots, for visible units that are not an image.
+
+Every axis has a title with its unit. This module needs plotly only (not ipywidgets).
 """
 
 from __future__ import annotations
@@ -15,50 +19,123 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-MARGIN = {"l": 40, "r": 10, "t": 30, "b": 30}
+from ebmlab.history import labels
+
 COLORS = qualitative.Plotly
+EPOCH_AXIS = "epoch"
+# panel sizes (pixels) per group: quality metrics lead and are drawn larger than bookkeeping
+PANEL_HEIGHT = {labels.QUALITY: 250, labels.BOOKKEEPING: 170}
+PANEL_COLUMNS = {labels.QUALITY: 3, labels.BOOKKEEPING: 4}
+Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 
-def curves_figure(
-    names: Sequence[str], runs: Sequence[str] = ("",), cols: int = 3, width: int = 960
-) -> go.FigureWidget:
-    """Panels for ``names`` (``cols`` per row) holding one line per run (legend only for several runs)."""
-    cols = max(1, min(cols, len(names)))
-    rows = max(1, math.ceil(len(names) / cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(names), horizontal_spacing=0.06)
-    for i, _ in enumerate(names):
-        for k, run in enumerate(runs):
-            fig.add_scatter(
-                name=run,
-                legendgroup=run,
-                showlegend=i == 0 and len(runs) > 1,
-                mode="lines+markers",
-                marker={"size": 4},
-                line={"color": COLORS[k % len(COLORS)]},
-                row=i // cols + 1,
-                col=i % cols + 1,
-            )
-    fig.update_layout(height=210 * rows + 20, width=width, margin=MARGIN, showlegend=len(runs) > 1)
-    fig.update_annotations(font_size=12)
-    return go.FigureWidget(fig)
+def metric_figure(
+    panels: Sequence[labels.Panel],
+    runs: Sequence[str] = ("",),
+    group: str = labels.QUALITY,
+    width: int | None = 960,
+) -> go.Figure:
+    """Small multiples: one panel (and y-axis) per metric family, one line per (run, metric).
+
+    The panel title names the family, its y-axis the unit, the x-axis is ``epoch``; a log axis for
+    the learning rate. With several runs the colour is the run (legend: runs) and validation
+    metrics are dashed; with one run the colour is the metric. A metric with a standard error
+    gets ±1 s.e. error bars. Each trace's ``meta`` is ``[run index, metric name, stderr name]``
+    for ``update_metric_figure``.
+    """
+    cols = max(1, min(PANEL_COLUMNS[group], len(panels)))
+    rows = max(1, math.ceil(len(panels) / cols))
+    height = PANEL_HEIGHT[group] * rows + 40
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[p.family.name for p in panels] or ["(no metrics yet)"],
+        horizontal_spacing=0.3 / cols,
+        vertical_spacing=min(0.3, 80 / height),
+    )
+    shown: set[str] = set()
+    for i, panel in enumerate(panels):
+        row, col = i // cols + 1, i % cols + 1
+        for j, (name, stderr) in enumerate(panel.metrics):
+            label = labels.trace_label(name)
+            for k, run in enumerate(runs):
+                legend = run if len(runs) > 1 else label
+                shown_as = label if len(runs) == 1 else run if len(panel.metrics) == 1 else f"{run} · {label}"
+                fig.add_scatter(
+                    name=shown_as,
+                    legendgroup=legend,
+                    showlegend=legend not in shown,
+                    mode="lines+markers",
+                    marker={"size": 4},
+                    line={
+                        "color": COLORS[(k if len(runs) > 1 else j) % len(COLORS)],
+                        "dash": "dash" if labels.is_validation(name) else "solid",
+                    },
+                    meta=[k, name, stderr],
+                    row=row,
+                    col=col,
+                )
+                shown.add(legend)
+        fig.update_yaxes(title_text=panel.family.unit, type="log" if panel.family.log else "linear", row=row, col=col)
+        fig.update_xaxes(title_text=EPOCH_AXIS, row=row, col=col)
+    fig.update_layout(
+        height=height,
+        width=width,
+        margin={"l": 60, "r": 10, "t": 30, "b": 40},
+        showlegend=len(runs) > 1 or any(len(p.metrics) > 1 for p in panels),
+        legend={"font": {"size": 10}},
+        font={"size": 11},
+    )
+    fig.update_annotations(font_size=12 if group == labels.QUALITY else 11)
+    return fig
 
 
-def update_curves(
-    fig: go.FigureWidget, series: Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]]
-) -> None:
-    """Set the (x, y) of every panel: ``series[run][name]``; traces are ordered panel-major."""
-    names = [a.text for a in fig.layout.annotations]
-    runs = len(series)
+def _finite(x: Sequence[float], y: Sequence[float], e: Sequence[float] | None) -> tuple[list, list, list | None]:
+    """Keep the epochs where y is finite (a metric skipped at an epoch is NaN there)."""
+    xs, ys, es = [], [], []
+    for i, (a, b) in enumerate(zip(x, y)):
+        b = float(b)
+        if math.isfinite(b):
+            xs.append(float(a))
+            ys.append(b)
+            s = float(e[i]) if e is not None and i < len(e) else math.nan
+            es.append(s if math.isfinite(s) else None)
+    return xs, ys, (es if e is not None else None)
+
+
+def update_metric_figure(fig: go.Figure, series: Sequence[Series]) -> None:
+    """Set every trace of a ``metric_figure`` from ``series[run][metric] = (epochs, values)``."""
     with fig.batch_update():
-        for i, name in enumerate(names):
-            for k in range(runs):
-                x, y = series[k].get(name, ((), ()))
-                trace = fig.data[i * runs + k]
-                trace.x, trace.y = list(x), list(y)
+        for trace in fig.data:
+            k, name, stderr = trace.meta
+            x, y = series[k].get(name, ((), ())) if k < len(series) else ((), ())
+            e = series[k].get(stderr, (None, None))[1] if stderr is not None and k < len(series) else None
+            xs, ys, es = _finite(x, y, e)
+            trace.x, trace.y = xs, ys
+            if es is not None:
+                trace.error_y = {"type": "data", "array": es, "visible": True, "thickness": 1, "width": 2}
 
 
-def energy_figure(title: str = "free energy", width: int = 420) -> go.FigureWidget:
-    """Overlaid histograms of the energy of data rows and of fantasy particles."""
+def mark_epoch(fig: go.Figure, epoch: float) -> None:
+    """A dotted vertical line at ``epoch`` in every panel of a ``metric_figure``."""
+    axes = sorted({(t.xaxis, t.yaxis) for t in fig.data})
+    fig.layout.shapes = [
+        {
+            "type": "line",
+            "xref": x,
+            "yref": f"{y} domain",
+            "x0": epoch,
+            "x1": epoch,
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": "#888", "dash": "dot", "width": 1},
+        }
+        for x, y in axes
+    ]
+
+
+def energy_figure(title: str = "free energy of data and fantasy particles", width: int = 420) -> go.FigureWidget:
+    """Overlaid histograms of the free energy of data rows and of fantasy particles (model chains)."""
     fig = go.FigureWidget(
         data=[go.Bar(name="data", opacity=0.6), go.Bar(name="fantasy particles", opacity=0.6)],
         layout=go.Layout(
@@ -66,9 +143,11 @@ def energy_figure(title: str = "free energy", width: int = 420) -> go.FigureWidg
             width=width,
             barmode="overlay",
             bargap=0,
-            margin=MARGIN,
+            margin={"l": 55, "r": 10, "t": 30, "b": 45},
             title={"text": title, "font": {"size": 13}},
             legend={"x": 0.55, "y": 1},
+            xaxis_title="free energy F (nats)",
+            yaxis_title="fraction of rows per bin",
         ),
     )
     return fig
@@ -85,7 +164,15 @@ def update_energy(fig: go.FigureWidget, edges: np.ndarray, h_data: np.ndarray, h
 def filter_lines_figure(width: int = 420) -> go.FigureWidget:
     """An empty figure for ``update_filter_lines``."""
     return go.FigureWidget(
-        layout=go.Layout(height=300, width=width, margin=MARGIN, showlegend=False, xaxis_title="visible unit")
+        layout=go.Layout(
+            height=300,
+            width=width,
+            margin={"l": 55, "r": 10, "t": 30, "b": 45},
+            showlegend=False,
+            xaxis_title="visible unit (index)",
+            yaxis_title="weight W_ij (nats per unit pair)",
+            title={"text": "weight filters: W[:, j] of the first hidden units", "font": {"size": 13}},
+        )
     )
 
 

@@ -84,8 +84,12 @@ class EnergyLandscape(View):
                 width=600,
                 legend={"orientation": "h", "x": 0, "y": 1.12},
                 margin={"l": 40, "r": 10, "t": 30, "b": 60},
-                xaxis_title="state" if over == "joint" else "visible state",
-                yaxis_title="probability",
+                xaxis_title=(
+                    "joint state (unit values per layer, layers split by |)"
+                    if over == "joint"
+                    else "visible state v (unit values, unit 0 first)"
+                ),
+                yaxis_title="probability (sampled: fraction of chains)",
             ),
         )
         self.distance = ipywidgets.HTML()

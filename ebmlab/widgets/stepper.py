@@ -5,8 +5,12 @@ One sweep samples the even layers given the odd ones, then the odd layers given 
     h_i ~ p(h_i | f_i),   f_i = r(h_{i−1}) W_i + r(h_{i+1}) W_{i+1}ᵀ,
 
 at inverse temperature β. "Half sweep" does one of the two halves, so the two phases can be
-watched apart. Each layer is drawn as a picture of its units; units that flipped in the last
-update are coloured (orange: turned on, blue: turned off).
+watched apart. Each layer is drawn as a grid of cells, one per unit, that reads the same on a light
+and on a dark page: every cell sits in a mid-grey frame (luminance 0.5, so the grid stands out
+from white and from black backgrounds alike), an "on" unit is white and an "off" unit black
+(each differs from the frame by half the luminance range), and a unit that flipped in the last
+update gets a thick coloured ring around its fill (orange: turned on, blue: turned off), so its
+new state stays readable.
 """
 
 from __future__ import annotations
@@ -23,7 +27,37 @@ from ebmlab import BernoulliLayer, BoltzmannMachine
 from .base import View
 from .images import rgb_png
 
-ON, OFF = np.array([1.0, 0.55, 0.0]), np.array([0.1, 0.3, 0.9])
+ON, OFF = np.array([1.0, 0.55, 0.0]), np.array([0.1, 0.3, 0.9])  # rings of units that just turned on / off
+FRAME = np.array([0.5, 0.5, 0.5])
+LEGEND = (
+    "<small>each cell is a unit: <b>white</b> on (1), <b>black</b> off (0); a ring marks a unit that flipped in "
+    "the last update: <span style='color:#ff8c00'><b>orange</b></span> turned on, "
+    "<span style='color:#1a4de6'><b>blue</b></span> turned off</small>"
+)
+
+
+def unit_cells(values: np.ndarray, flipped: np.ndarray, shape: tuple[int, int], pixel: int) -> np.ndarray:
+    """An RGB picture (values in [0, 1]) of units on a ``shape`` grid of ``pixel``-wide cells.
+
+    A cell's fill is its value as grey (1 white, 0 black); cells are separated and surrounded by a
+    mid-grey frame ``max(2, pixel // 8)`` pixels wide; a flipped unit's fill is inset by a ring of
+    ``max(3, pixel // 5)`` pixels in ``ON`` (value > ½) or ``OFF``. Grid slots past the last unit
+    stay frame-coloured.
+    """
+    h, w = shape
+    border, ring = max(2, pixel // 8), max(3, pixel // 5)
+    img = np.empty((h * pixel + border, w * pixel + border, 3))
+    img[:] = FRAME
+    inner = pixel - border
+    for i, (value, flip) in enumerate(zip(values, flipped)):
+        r, c = divmod(i, w)
+        cell = img[r * pixel + border : (r + 1) * pixel, c * pixel + border : (c + 1) * pixel]
+        if flip and inner > 2 * ring:
+            cell[:] = ON if value > 0.5 else OFF
+            cell[ring:-ring, ring:-ring] = value
+        else:
+            cell[:] = value
+    return img
 
 
 def bars_and_stripes_model(size: int = 4, strength: float = 4.0) -> BoltzmannMachine:
@@ -100,12 +134,13 @@ class GibbsStepper(View):
         self.pictures = [ipywidgets.Image(format="png") for _ in model.layers]
         self.status = ipywidgets.HTML()
         rows = [
-            ipywidgets.HBox([ipywidgets.Label(layer.name, layout={"width": "80px"}), pic])
+            ipywidgets.HBox([ipywidgets.HTML(f"<b>{layer.name}</b><br><small>{layer.n} units</small>"), pic])
             for layer, pic in zip(model.layers, self.pictures)
         ]
-        self.view = ipywidgets.VBox(
-            [ipywidgets.HBox([*self.buttons.values(), self.beta]), *reversed(rows), self.status]
-        )
+        for row in rows:
+            row.children[0].layout.width = "90px"
+        controls = ipywidgets.HBox([*self.buttons.values(), self.beta])
+        self.view = ipywidgets.VBox([controls, *reversed(rows), ipywidgets.HTML(LEGEND), self.status])
         self.view.add_class("ebmlab-gibbs-stepper")
         self._draw()
 
@@ -155,15 +190,9 @@ class GibbsStepper(View):
     # -- drawing -------------------------------------------------------------------------------
     def _draw(self) -> None:
         for i, (state, flip, pic) in enumerate(zip(self.states, self.flipped, self.pictures)):
-            h, w = _grid(state.shape[1], self.image_shape if i == 0 else None)
-            values = np.full(h * w, 0.5)
-            values[: state.shape[1]] = state[0].detach().cpu().double().clamp(0, 1).numpy()
-            rgb = np.repeat(values[:, None], 3, axis=1)
-            f = np.zeros(h * w, dtype=bool)
-            f[: state.shape[1]] = flip[0].cpu().numpy()
-            rgb[f & (values > 0.5)] = ON
-            rgb[f & (values <= 0.5)] = OFF
-            pic.value = rgb_png(rgb.reshape(h, w, 3), scale=self.pixel)
+            shape = _grid(state.shape[1], self.image_shape if i == 0 else None)
+            values = state[0].detach().cpu().double().clamp(0, 1).numpy()
+            pic.value = rgb_png(unit_cells(values, flip[0].cpu().numpy(), shape, self.pixel))
         flips = ", ".join(f"{layer.name} {int(f.sum())}" for layer, f in zip(self.model.layers, self.flipped))
         phase = "even layers next" if self.next_parity == 0 else "odd layers next"
         self.status.value = f"sweep {self.sweeps} ({phase}) · flips: {flips} · energy {self.energy():.2f}"

@@ -1,7 +1,9 @@
 """RunViewer: replay a stored run (``ebmlab.history``) snapshot by snapshot, and follow a growing one.
 
-A slider picks the snapshot; the view shows that snapshot's weight filters, fantasy particles and
-energy histograms, and every metric curve with a marker at the snapshot's epoch. "Refresh"
+A slider picks the snapshot; the view shows that snapshot's weight filters, fantasy particles (the
+recorder's own model chains), the method's negative phase under its own name (CD: reconstructions)
+and energy histograms, and the metric curves (quality first, bookkeeping in a smaller figure
+below; ``ebmlab.history.labels``) with a marker at the snapshot's epoch. "Refresh"
 re-reads the store; "follow" polls it every ``poll`` seconds in a daemon thread and keeps the
 slider on the newest snapshot while the run is being written (it stops once the run is finished).
 """
@@ -18,18 +20,12 @@ import ipywidgets
 import numpy as np
 import xarray as xr
 
-from ebmlab.history import open_run, schema
+from ebmlab.history import labels, open_run, schema
 
 from .base import View
-from .figures import (
-    curves_figure,
-    energy_figure,
-    filter_lines_figure,
-    update_curves,
-    update_energy,
-    update_filter_lines,
-)
+from .figures import energy_figure, filter_lines_figure, mark_epoch, update_energy, update_filter_lines
 from .images import filters_image, grid_png, guess_image_shape, states_png
+from .layout import MetricCurves, captioned
 
 
 def metric_series(run: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -42,16 +38,36 @@ def metric_series(run: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+OLD_FANTASY_KIND = "particles (a store from before format 2: the method's negative phase)"
+
+
+def particle_kinds(run: xr.Dataset) -> dict[str, str]:
+    """{particle variable: its kind}: ``fantasy`` and, when recorded, ``negative_phase``."""
+    kinds = {}
+    for name in (schema.FANTASY, schema.NEGATIVE):
+        if name in run:
+            default = OLD_FANTASY_KIND if name == schema.FANTASY else "negative-phase states"
+            kinds[name] = str(run[name].attrs.get(schema.KIND, default))
+    return kinds
+
+
 def snapshot_pictures(
     run: xr.Dataset, snapshot: int, image_shape: Sequence[int] | None, filters: int, particles: int
-) -> tuple[bytes | np.ndarray, bytes]:
-    """(filters PNG — or W as an array when there is no image shape —, particles PNG) of a snapshot."""
-    w = np.asarray(run[schema.weights_var(0)].isel({schema.SNAPSHOT: snapshot}).values)
-    v = np.asarray(run[schema.FANTASY].isel({schema.SNAPSHOT: snapshot}).values)
+) -> tuple[bytes | np.ndarray, dict[str, bytes]]:
+    """(filters PNG — or W as an array when there is no image shape —, {particle variable: PNG}) of a snapshot.
+
+    The particle variables are ``fantasy`` and, when the run recorded one, ``negative_phase``.
+    """
+    snap = {schema.SNAPSHOT: snapshot}
+    w = np.asarray(run[schema.weights_var(0)].isel(snap).values)
     spec_layers = run.attrs.get(schema.SPEC, {}).get("layers", [{}])
     normalize = spec_layers[0].get("type") == "gaussian"
     shown = grid_png(filters_image(w, image_shape, filters)) if image_shape is not None else w
-    return shown, states_png(v, image_shape, particles, normalize=normalize)
+    pictures = {
+        name: states_png(np.asarray(run[name].isel(snap).values), image_shape, particles, normalize=normalize)
+        for name in particle_kinds(run)
+    }
+    return shown, pictures
 
 
 def resolve_image_shape(run: xr.Dataset, image_shape: Sequence[int] | None) -> tuple[int, int] | None:
@@ -110,27 +126,22 @@ class RunViewer(View):
         self.filters_view: Any = (
             ipywidgets.Image(format="png") if self.image_shape is not None else filter_lines_figure()
         )
-        self.particles_view = ipywidgets.Image(format="png")
+        self.particle_views = {name: ipywidgets.Image(format="png") for name in (schema.FANTASY, schema.NEGATIVE)}
+        self.particles_view = self.particle_views[schema.FANTASY]
+        self.particles_view.add_class("ebmlab-particles")
+        self.particle_views[schema.NEGATIVE].add_class("ebmlab-negative")
         self.energy = energy_figure()
-        self._names = list(metric_series(self.run))
-        self.curves = curves_figure(self._names or ["(no metrics yet)"])
-        self.curves_box = ipywidgets.Box([self.curves])
-
-        def titled(title: str, widget: Any) -> ipywidgets.VBox:
-            return ipywidgets.VBox([ipywidgets.HTML(f"<b>{title}</b>"), widget])
+        self.curves = MetricCurves()
+        self.pictures = ipywidgets.HBox(layout={"flex_flow": "row wrap"})
+        self._kinds: dict[str, str] | None = None
 
         self.view = ipywidgets.VBox(
             [
                 ipywidgets.HBox([self.slider, self.epoch_label, self.refresh_button, self.follow_box]),
                 self.info,
-                ipywidgets.HBox(
-                    [
-                        titled("weight filters", self.filters_view),
-                        titled("fantasy particles", self.particles_view),
-                        self.energy,
-                    ]
-                ),
-                self.curves_box,
+                self.pictures,
+                self.curves.quality,
+                self.curves.bookkeeping,
             ]
         )
         self.view.add_class("ebmlab-run-viewer")
@@ -215,7 +226,9 @@ class RunViewer(View):
             self.filters_view.value = filters
         else:
             update_filter_lines(self.filters_view, filters)
-        self.particles_view.value = particles
+        self._lay_out_pictures()
+        for name, png in particles.items():
+            self.particle_views[name].value = png
         snap = {schema.SNAPSHOT: snapshot}
         update_energy(
             self.energy,
@@ -225,28 +238,33 @@ class RunViewer(View):
         )
         epoch = int(run[schema.SNAPSHOT_EPOCH].values[snapshot])
         self.epoch_label.value = f"epoch <b>{epoch}</b>"
-        self.curves.layout.shapes = [
-            {
-                "type": "line",
-                "xref": f"x{i + 1 if i else ''}",
-                "yref": f"y{i + 1 if i else ''} domain",
-                "x0": epoch,
-                "x1": epoch,
-                "y0": 0,
-                "y1": 1,
-                "line": {"color": "#888", "dash": "dot", "width": 1},
-            }
-            for i in range(len(self._names))
-        ]
+        for fig in self.curves.each():
+            mark_epoch(fig, epoch)
         self._show_info()
 
+    def _lay_out_pictures(self) -> None:
+        """Filters, then each recorded kind of particles under its own caption, then the histograms."""
+        kinds = particle_kinds(self.run)
+        if self._kinds == kinds:
+            return
+        self._kinds = kinds
+        filters_caption = (
+            "columns of W; grey 0, white positive, black negative (each scaled to its largest |w|)"
+            if self.image_shape is not None
+            else "W[:, j] against the visible unit"
+        )
+        boxes = [captioned("weight filters", filters_caption, self.filters_view)]
+        for name, kind in kinds.items():
+            note = labels.particle_note(kind)
+            if name == schema.FANTASY and kind == schema.FANTASY_KIND:
+                steps = (self.run.attrs.get(schema.RECORDER) or {}).get("sample_steps", "?")
+                note = f"the recorder's own chains, +{steps} Gibbs sweeps per snapshot: {note}"
+            boxes.append(captioned(kind, note, self.particle_views[name]))
+        boxes.append(self.energy)
+        self.pictures.children = boxes
+
     def _draw_curves(self) -> None:
-        series = metric_series(self.run)
-        if list(series) != self._names:
-            self._names = list(series)
-            self.curves = curves_figure(self._names)
-            self.curves_box.children = (self.curves,)
-        update_curves(self.curves, [series])
+        self.curves.update([metric_series(self.run)])
 
     def _show_info(self) -> None:
         a = self.run.attrs

@@ -23,7 +23,9 @@ import pytest
 from ..conftest import CHROMIUM_ARGS, require_chromium
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "images"
+# README screenshots are refreshed only on request (``make screenshots`` sets this to docs/images);
+# otherwise the tests write their screenshots into a temporary folder and leave the checkout alone
+SCREENSHOTS_ENV = "EBMLAB_SCREENSHOTS"
 
 
 def _free_port() -> int:
@@ -205,6 +207,9 @@ def page(browser):
 
 
 @pytest.fixture(scope="package")
-def screenshots() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``$EBMLAB_SCREENSHOTS`` when set, else a fresh temporary folder."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

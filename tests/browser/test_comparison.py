@@ -51,18 +51,23 @@ def test_comparison_renders_two_runs(notebook: Notebook, screenshots) -> None:
     comp = notebook.root.locator(".ebmlab-run-comparison")
     comp.wait_for(timeout=30_000)
     images = comp.locator(".ebmlab-compare-pictures img")
-    assert images.count() == 4  # filters and particles of each run
-    for i in range(4):
+    assert images.count() == 6  # filters, fantasy particles and the method's negative phase of each run
+    for i in range(6):
         images.nth(i).wait_for()
         assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
     curves = comp.locator(".ebmlab-compare-curves .js-plotly-plot")
     curves.wait_for(timeout=30_000)
+    curves.locator(".legendtext").first.wait_for(timeout=30_000)
     legend = curves.locator(".legendtext").all_text_contents()
     assert legend == ["PCD-1", "CD-1"]
     table = comp.locator(".ebmlab-compare-table table")
     assert table.locator("tr").first.locator("th").all_inner_texts()[1:] == ["PCD-1", "CD-1"]  # a column per run
     method = table.locator("tr").filter(has=notebook.page.locator("th", has_text="method")).first
     assert method.locator("td").all_inner_texts() == ["pcd", "cd"]
+    assert curves.bounding_box()["y"] < table.bounding_box()["y"] < images.first.bounding_box()["y"]
+    pictures = comp.locator(".ebmlab-compare-pictures")
+    assert pictures.get_by_text("reconstructions", exact=True).count() == 1  # CD's negative phase, by its name
+    assert pictures.get_by_text("persistent chains", exact=True).count() == 1
     comp.screenshot(path=str(screenshots / "comparison.png"))
 
 

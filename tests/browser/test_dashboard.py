@@ -52,10 +52,22 @@ def test_dashboard_renders_and_trains(notebook: Notebook, screenshots) -> None:
         assert dash.get_by_role("button", name=name).is_visible()
     assert dash.locator("img.ebmlab-filters").evaluate("img => img.naturalWidth") > 0
     dash.locator(".ebmlab-energy .js-plotly-plot").wait_for(timeout=30_000)
+    for caption in ("weight filters", "fantasy particles", "persistent chains"):
+        assert dash.locator(".ebmlab-captioned b", has_text=caption).first.is_visible()
     _started(notebook)
-    dash.locator(".ebmlab-curves .js-plotly-plot").wait_for(timeout=60_000)  # after the first epoch
+    quality = dash.locator(".ebmlab-curves .js-plotly-plot")
+    quality.wait_for(timeout=60_000)  # after the first epoch
+    bookkeeping = dash.locator(".ebmlab-bookkeeping .js-plotly-plot")
+    bookkeeping.wait_for(timeout=60_000)
+    assert quality.bounding_box()["y"] < bookkeeping.bounding_box()["y"]  # quality leads
+    assert quality.bounding_box()["height"] > bookkeeping.bounding_box()["height"] / 2
     time.sleep(2.0)
     dash.screenshot(path=str(screenshots / "dashboard.png"))
+    for title in ("step size, log axis", "samples/s", "surrogate loss, not a likelihood"):  # axis and panel titles
+        bookkeeping.get_by_text(title, exact=True).wait_for(timeout=30_000)
+    quality.get_by_text("epoch", exact=True).first.wait_for(timeout=10_000)
+    assert dash.locator(".ebmlab-progress").count() == 1  # the dashboard's own progress bar
+    assert "training:" not in notebook.root.locator(".jp-OutputArea").first.inner_text()  # no tqdm bar
 
 
 def test_filter_image_changes_while_training(notebook: Notebook) -> None:

@@ -49,5 +49,6 @@ def test_gibbs_stepper_buttons_run_the_chain(notebook: Notebook, screenshots) ->
     stepper.get_by_text("sweep 1 ").wait_for(timeout=10_000)
     stepper.get_by_role("button", name="10 sweeps").click()
     stepper.get_by_text("sweep 11 ").wait_for(timeout=10_000)
+    assert stepper.get_by_text("each cell is a unit").is_visible()
     stepper.screenshot(path=str(screenshots / "gibbs_stepper.png"))
     assert "SWEEPS=11" in notebook.run(1, expect="SWEEPS=")

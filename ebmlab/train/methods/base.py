@@ -50,6 +50,8 @@ class Method(ABC):
     """
 
     name: str = ""
+    # what ``particles`` are, for the labels of views and stores (``ebmlab.history.schema``)
+    particles_kind: str = "negative-phase states"
 
     def __init__(self) -> None:
         self.particles: list[torch.Tensor] | None = None

@@ -29,6 +29,7 @@ class CD(Method):
     """
 
     name = "cd"
+    particles_kind = "reconstructions"  # k sweeps from the data batch, not samples of the model
 
     def __init__(
         self, k: int = 1, mean_field_steps: int = 50, start: str = "data", sampler: Sampler | None = None

@@ -29,6 +29,7 @@ class PCD(Method):
     """PCD-k with ``chains`` persistent chains; ``beta_std > 0`` drives them at random temperatures."""
 
     name = "pcd"
+    particles_kind = "persistent chains"
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class PT(Method):
     """PT-k: k tempered sweeps (Gibbs + swaps) per batch; ``betas`` = "auto" or a decreasing list from 1."""
 
     name = "pt"
+    particles_kind = "persistent chains (β = 1 replica)"
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ class TAP(Method):
     """TAP-``order`` negative phase (2 or 3) from ``chains`` warm-started magnetizations."""
 
     name = "tap"
+    particles_kind = "TAP magnetizations"
 
     def __init__(
         self,
