@@ -129,9 +129,10 @@ def test_metric_first_seen_later_reads_nan_before(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.metric_a, [1.0, 2.0, np.nan])
     np.testing.assert_array_equal(ds.metric_b, [np.nan, 5.0, 6.0])
     # the fantasy chains are the recorder's own, at every snapshot; CD kept no particles before
-    # the first batch (and none ran here), so there is no negative phase to record
+    # the first batch (and none ran here): its negative-phase rows are NaN, labelled by what they are
     assert np.isin(ds.fantasy.values, [0.0, 1.0]).all()
-    assert "negative_phase" not in ds
+    assert np.isnan(ds.negative_phase.values).all()
+    assert ds.negative_phase.attrs["kind"] == "reconstructions"
     assert ds.metric_lr.values.tolist() == [trainer.lr] * 3
 
 

@@ -295,13 +295,19 @@ class Recorder(Callback):
             w.ensure(name, [schema.SNAPSHOT, schema.PARTICLE, dim], chain.shape, dtype, np.nan, attrs=FANTASY_ATTRS)
             put((name, s, _numpy(chain)[None].copy()))
         negative = getattr(state.method, "particles", None)
-        if negative:
+        if hasattr(state.method, "particles") or schema.NEGATIVE in w.arrays:
+            # a row per snapshot from the first one on (NaN while the method has no states yet), so every
+            # chunk of a committed row exists even when a later write fails
             rows = np.full((self.particles, model.layers[0].n), np.nan, dtype=dtype)
-            shown = _numpy(negative[0][: self.particles].detach().to(model.dtype))
-            rows[: shown.shape[0]] = shown
+            if negative:
+                shown = _numpy(negative[0][: self.particles].detach().to(model.dtype))
+                rows[: shown.shape[0]] = shown
             kind = str(getattr(state.method, "particles_kind", "negative-phase states"))
             dims = [schema.SNAPSHOT, schema.PARTICLE, units[0]]
+            first = schema.NEGATIVE not in w.arrays
             w.ensure(schema.NEGATIVE, dims, rows.shape, dtype, np.nan, attrs={schema.KIND: kind})
+            if first and s > 0:
+                put((schema.NEGATIVE, 0, np.full((s, *rows.shape), np.nan, dtype=dtype)))
             put((schema.NEGATIVE, s, rows[None]))
         e_data = _numpy(data_energy(model, self._data)).astype(np.float64)
         e_fant = _numpy(state_energy(model, chains)).astype(np.float64)
