@@ -225,3 +225,14 @@ def test_bad_paths_and_variables_name_the_argument(tmp_path, capsys):
     assert "SRC 'nosuch'" in capsys.readouterr().err
     assert main(["data", "convert", "digits", str(tmp_path / "o.npy")]) == 2
     assert "DEST must end in .zarr" in capsys.readouterr().err
+
+
+def test_a_float64_model_trains_from_a_float32_store(tmp_path):
+    x = (np.random.default_rng(4).random((60, 6)) < 0.5).astype(np.float32)
+    ds = open_zarr(write_zarr(tmp_path / "f.zarr", x, chunk_rows=16))
+    model = BoltzmannMachine([BernoulliLayer(6), BernoulliLayer(4)], seed=0).to(dtype=torch.float64)
+    history = Trainer(model, CD(k=1), lr=0.05, batch_size=8, seed=0, progress=False).fit(ds, 1)
+    assert len(history["loss"]) == 1 and all(p.dtype == torch.float64 for p in model.parameters())
+    assert ds.to(dtype=torch.float64).read_chunk(0).dtype == torch.float64
+    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+        ds.to(dtype=torch.int64)
