@@ -26,6 +26,7 @@ HISTORY_DIR = "history.zarr"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 RUN_FILES = (MODEL_FILE, HISTORY_DIR, CHECKPOINT_FILE)
 SMALL_MODEL_WEIGHTS = 1_000_000
+SAMPLE_ROWS = 10_000  # rows of a zarr store read to check binarity and initialize the model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     data = parser.add_argument_group("data")
-    data.add_argument("--data", default="digits", choices=DATASET_NAMES, help="dataset name")
+    data.add_argument(
+        "--data",
+        default="digits",
+        type=data_argument,
+        help=f"dataset name ({', '.join(DATASET_NAMES)}) or a zarr store PATH.zarr made by `ebmlab data convert`",
+    )
     data.add_argument(
         "--data-dir", default=None, help="folder with the IDX files of mnist / fashion-mnist (else $EBMLAB_DATA, cache)"
     )
@@ -109,6 +115,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def data_argument(value: str) -> str:
+    """A dataset name, or a path ending in ``.zarr`` (an out-of-core store read by ``open_zarr``)."""
+    from ebmlab.data import DATASET_NAMES
+
+    if value in DATASET_NAMES or value.endswith(".zarr"):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is neither a dataset name {list(DATASET_NAMES)} nor a PATH.zarr")
+
+
+def in_memory(ds: Any, seed: int, rows: int = SAMPLE_ROWS) -> Any:
+    """``ds`` itself, or for an out-of-core store a seeded in-memory sample of at most ``rows`` rows."""
+    from ebmlab.data import ZarrDataset
+
+    return ds.sample(rows, seed=seed) if isinstance(ds, ZarrDataset) else ds
+
+
 @dataclass
 class Setup:
     """Everything ``run`` builds from the arguments, before training."""
@@ -126,7 +148,7 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
 
     import ebmlab
     from ebmlab._checks import check_device
-    from ebmlab.data import load
+    from ebmlab.data import load, open_zarr
     from ebmlab.layers import BernoulliLayer, OneHotLayer
     from ebmlab.train import CD, L2, PCD, PT, TAP, Method, Trainer
 
@@ -136,7 +158,8 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
         "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu"),
         "--device",
     )
-    ds = load(args.data, split=args.split, data_dir=args.data_dir)
+    store = args.data.endswith(".zarr")
+    ds = open_zarr(args.data) if store else load(args.data, split=args.split, data_dir=args.data_dir)
     layers = ebmlab.parse_layers(args.layers or f"bernoulli:{ds.n_units},bernoulli:100")
     if len(layers) < 2:
         raise ValueError(f"--layers must list a visible and at least one hidden layer, got {args.layers!r}")
@@ -146,7 +169,8 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
             f"start --layers with {layers[0].kind}:{ds.n_units}"
         )
     discrete = isinstance(layers[0], (BernoulliLayer, OneHotLayer))
-    binary = bool(((ds.data == 0) | (ds.data == 1)).all())
+    probe = in_memory(ds, args.seed).data
+    binary = bool(((probe == 0) | (probe == 1)).all())
     if args.binarize == "threshold" or (args.binarize == "auto" and discrete and not binary):
         ds = ds.binarize(0.5)
     elif args.binarize == "stochastic":
@@ -159,7 +183,7 @@ def build(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> Setup:
         raise ValueError(f"--threads must be >= 0 (0: auto), got {args.threads}")
     if args.threads or sum(w.numel() for w in model.weights) < SMALL_MODEL_WEIGHTS:
         torch.set_num_threads(args.threads or 1)
-    model.initialize(train.data.to(device), method=args.init, seed=args.seed)
+    model.initialize(in_memory(train, args.seed).data.to(device), method=args.init, seed=args.seed)
     if args.method == "cd":
         method: Method = CD(k=args.mc_steps)
     elif args.method == "pt":

@@ -1,6 +1,6 @@
 """Datasets for Boltzmann machines: containers, named datasets, transforms and batching.
 
-Imports only torch and numpy; scikit-learn (digits) and xarray are used lazily.
+Imports only torch and numpy; scikit-learn (digits), xarray and zarr are used lazily.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from .fetch import DatasetNotFoundError, download
 from .idx import read_idx
 from .normalization import denormalize
 from .registry import DATASET_NAMES, load
+from .zarr_dataset import ZarrDataset, open_zarr, write_zarr
 
 __all__ = [
     "DATASET_NAMES",
     "Dataset",
     "DatasetNotFoundError",
+    "ZarrDataset",
     "as_dataset",
     "bars_and_stripes",
     "bars_and_stripes_log_prob",
@@ -30,6 +32,8 @@ __all__ = [
     "denormalize",
     "download",
     "load",
+    "open_zarr",
     "read_idx",
     "transforms",
+    "write_zarr",
 ]

@@ -18,7 +18,7 @@ import copy
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_positive_int, check_real
 from ..data import Dataset, batches
+from ..data.zarr_dataset import ZarrDataset
 from ..layers import BernoulliLayer, OneHotLayer
 from ..model import BoltzmannMachine
 from ._targets import resolve
@@ -385,14 +386,20 @@ class Trainer:
 
     def _fit(self, data: Any, epochs: int, validation: Any) -> dict[str, list[float]]:
         """The body of ``fit``, run while holding the fit lock."""
+        source = data if isinstance(data, ZarrDataset) else None  # out of core: batches stream from the store
+        if source is not None:  # metrics, init and callbacks see a bounded in-memory subsample
+            data = source.sample(self.validation_rows, seed=self.seed)
+        if isinstance(validation, ZarrDataset):
+            validation = validation.sample(self.validation_rows, seed=self.seed + 1)
         ds, x = self._dataset(data, "data")
         val_ds, xv = (None, None) if validation is None else self._dataset(validation, "validation")
         for name, rows in (("data", x), ("validation", xv)):
             if rows is not None and rows.shape[0] == 0:
                 raise ValueError(f"{name} must have at least 1 row, got 0")
-        if self.batch_size > x.shape[0]:
+        rows = x.shape[0] if source is None else len(source)
+        if self.batch_size > rows:
             raise ValueError(
-                f"batch_size ({self.batch_size}) is larger than the number of data rows ({x.shape[0]}); "
+                f"batch_size ({self.batch_size}) is larger than the number of data rows ({rows}); "
                 "use a smaller batch_size"
             )
         single, paired = self._resolve_metrics()
@@ -400,7 +407,7 @@ class Trainer:
             paired = {}
         train_sub = self._subsample(x, 0)
         val_sub = None if xv is None else self._subsample(xv, 1)
-        per_epoch = math.ceil(x.shape[0] / self.batch_size)
+        per_epoch = math.ceil(rows / self.batch_size)
         self._stop.clear()
         state = TrainState(self, self.model, self.method, self.optimizer, ds, val_ds, self.epoch, epochs)
         state.batches, state.step, state.history, state.lr = per_epoch, self.step, self.history, self.lr
@@ -424,7 +431,7 @@ class Trainer:
                 cb.on_train_begin(state)
             self._prepare_stateful(state)
             while self.epoch < epochs and not self._stop.is_set():
-                if not self._epoch(x, state, bar, params, began):
+                if not self._epoch(x if source is None else source, state, bar, params, began):
                     break
                 start = time.perf_counter()
                 final = self.epoch >= epochs
@@ -453,14 +460,14 @@ class Trainer:
         return self.history
 
     def _epoch(
-        self, x: torch.Tensor, state: TrainState, bar: Any, params: list[torch.nn.Parameter], began: float
+        self, x: torch.Tensor | ZarrDataset, state: TrainState, bar: Any, params: list[torch.nn.Parameter], began: float
     ) -> bool:
-        """One epoch of batches; False when stopped before its end."""
+        """One epoch of batches (of a tensor, or streamed from a store); False when stopped before its end."""
         start = time.perf_counter()
         clock = self._clock()
         self._paused_seconds = 0.0
         total = 0.0
-        for b, batch in enumerate(batches(x, self.batch_size, seed=epoch_seed(self.seed, self.epoch))):
+        for b, batch in enumerate(self._batches(x, epoch_seed(self.seed, self.epoch))):
             if not self._proceed():
                 return False
             self._apply_lr()
@@ -477,12 +484,20 @@ class Trainer:
         self.epoch += 1
         state.epoch = self.epoch
         state.metrics = {
-            "loss": total / x.shape[0],
+            "loss": total / len(x),
             "lr": self.lr,
             "wall_seconds": wall,
-            "samples_per_second": x.shape[0] / max(wall, 1e-12),
+            "samples_per_second": len(x) / max(wall, 1e-12),
         }
         return True
+
+    def _batches(self, x: torch.Tensor | ZarrDataset, seed: int) -> Iterator[torch.Tensor]:
+        """Shuffled batches of an in-memory tensor, or of a store (each cast and checked as it is read)."""
+        if not isinstance(x, ZarrDataset):
+            return batches(x, self.batch_size, seed=seed)
+        m = self.model
+        stream = x.to(m.device, m.dtype).batches(self.batch_size, seed=seed)
+        return (m._visible(batch, "data").detach() for batch in stream)
 
     def _train_step(self, batch: torch.Tensor, params: list[torch.nn.Parameter]) -> float:
         self.optimizer.zero_grad(set_to_none=True)
