@@ -89,7 +89,7 @@ def test_cli_device_errors_are_one_line_with_exit_code_2(
     code = main(["train", "--device", device, "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith(f"ebmlab train: error: --device '{device}' {why}")
+    assert err.startswith(f"ebmlab: error: --device '{device}' {why}")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
