@@ -13,13 +13,44 @@ from typing import Any
 from .batch import BatchResult, run_batch
 
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
+DEMO_OUT = "runs/demo"
 
 
 def run_demo(
-    out_dir: str | os.PathLike = "runs/demo",
+    out_dir: str | os.PathLike = DEMO_OUT,
     scheduler: Any = None,
     workers: int | None = None,
     progress: bool = True,
 ) -> BatchResult:
     """Run the demo batch into ``out_dir`` and write its report (``result.report``)."""
     return run_batch(DEMO_CONFIG, out_dir=out_dir, scheduler=scheduler, workers=workers, progress=progress)
+
+
+def find_runs(runs: str | os.PathLike | None = None, start: str | os.PathLike | None = None) -> list[Path]:
+    """The run-history stores to compare, found where a user runs the compare template.
+
+    ``runs`` given: the stores under that folder (relative paths from ``start``, default the current
+    folder). ``runs=None``: the stores under ``runs/demo`` — where ``ebmlab demo`` writes — in ``start``
+    or the nearest folder above it that has one, so the default works from the folder the demo ran in
+    and from any folder below it (e.g. ``notebooks/templates`` of the repository).
+    Raises ``FileNotFoundError`` naming every folder searched and the command that creates the runs.
+    """
+    from ..history import list_runs
+
+    here = Path.cwd() if start is None else Path(start)
+    if runs is not None:
+        candidates = [here / Path(runs)]
+    else:
+        candidates = [folder / DEMO_OUT for folder in (here.resolve(), *here.resolve().parents)]
+    for folder in candidates:
+        if folder.is_dir():
+            found = list_runs(folder)
+            if found:
+                return found
+    searched = ", ".join(str(f.resolve()) for f in candidates)
+    make = f"ebmlab demo --out {runs}" if runs is not None else "ebmlab demo"
+    raise FileNotFoundError(
+        f"no run-history stores (history.zarr) in {searched}; create them with `{make}` (run in the folder "
+        "you start the notebook from, or a folder above it) or `ebmlab batch experiment.yaml --out FOLDER`, "
+        "or set the parameter runs to a folder of runs"
+    )
