@@ -65,5 +65,5 @@ def test_find_runs_error_names_the_folders_searched_and_the_command(tmp_path):
     message = str(err.value)
     assert str((tmp_path / "runs" / "demo").resolve()) in message and "`ebmlab demo`" in message
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no run-history stores .*empty"):
+    with pytest.raises(FileNotFoundError, match=r"no run-history stores .*empty"):
         find_runs("empty", start=tmp_path)
