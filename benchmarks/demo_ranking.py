@@ -39,7 +39,7 @@ def replay(p: dict) -> tuple[float, float, float]:
     if p.get("repeat", 1) > 1:
         train = as_dataset(train.data.repeat(p["repeat"], 1), image_shape=train.image_shape, name=train.name)
     model = ebmlab.BoltzmannMachine(ebmlab.parse_layers(p["layers"]), seed=p["seed"])
-    model.initialize(train.data, method=p.get("init", "hinton"), seed=p["seed"])
+    model.initialize(train.data, method=p.get("init", "glorot"), seed=p["seed"])
     trainer = Trainer(
         model,
         METHODS[p["method"]](**p.get("method_options", {})),

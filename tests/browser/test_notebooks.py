@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
+from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from .conftest import Lab, Notebook
@@ -34,7 +34,7 @@ RUN_TIMEOUT_S = 240
 
 def stage(lab: Lab, source: Path, name: str, **extra: object) -> str:
     """Copy ``source`` into the lab's folder as ``name`` with its CI parameters (and ``extra``) injected."""
-    nb = nbformat.read(source, as_version=4)
+    nb = load_notebook_node(str(source))
     parameters = {**nb.metadata.get("ebmlab", {}).get("ci_parameters", {}), **extra}
     nb = parameterize_notebook(nb, parameters, report_mode=False)
     (lab.root / name).write_text(json.dumps(nb))
@@ -73,7 +73,9 @@ def check_page(notebook: Notebook, widgets: list[str]) -> None:
     for selector in widgets:
         root.locator(selector).first.wait_for(timeout=30_000)
     # figures the notebook shows with fig.show() (the widgets' own figures are tested with the widgets)
-    plots = root.locator("[data-mime-type='application/vnd.plotly.v1+json'] .js-plotly-plot")
+    plots = root.locator(
+        ".jp-OutputArea-output:not([data-mime-type='application/vnd.jupyter.widget-view+json']) .js-plotly-plot"
+    )
     plots.first.wait_for(timeout=30_000)
     for i in range(plots.count()):
         plot = plots.nth(i)
@@ -95,6 +97,9 @@ def test_teaching_notebook_renders_labelled_figures(lab: Lab, page, path: Path) 
     try:
         run_all(nb)
         check_page(nb, WIDGETS.get(path.stem, []))
+    except Exception:
+        page.screenshot(path=str(lab.root.parent / f"failure-{path.stem}.png"), full_page=True)
+        raise
     finally:
         nb.close()
 
