@@ -71,7 +71,9 @@ def check_page(notebook: Notebook, widgets: list[str]) -> None:
     errors = root.locator("[data-mime-type='application/vnd.jupyter.stderr']").filter(has_text="Traceback")
     assert errors.count() == 0, f"{notebook.name} raised:\n{errors.first.inner_text()[-3000:]}"
     for selector in widgets:
-        root.locator(selector).first.wait_for(timeout=30_000)
+        widget = root.locator(selector).first
+        widget.scroll_into_view_if_needed(timeout=30_000)
+        widget.wait_for(timeout=30_000)
     # figures the notebook shows with fig.show() (the widgets' own figures are tested with the widgets)
     plots = root.locator(
         ".jp-OutputArea-output:not([data-mime-type='application/vnd.jupyter.widget-view+json']) .js-plotly-plot"
@@ -79,7 +81,9 @@ def check_page(notebook: Notebook, widgets: list[str]) -> None:
     plots.first.wait_for(timeout=30_000)
     for i in range(plots.count()):
         plot = plots.nth(i)
+        plot.scroll_into_view_if_needed()  # JupyterLab lays out only the cells in view
         title = plot.locator(".gtitle")
+        title.wait_for(timeout=10_000)
         assert title.count() == 1 and title.inner_text().strip(), f"{notebook.name}: figure {i} has no title"
         what = title.inner_text().strip()
         panels = plot.locator("g.cartesianlayer > g.subplot").count()  # one per (x, y) axis pair
