@@ -74,24 +74,30 @@ def check_page(notebook: Notebook, widgets: list[str]) -> None:
         widget = root.locator(selector).first
         widget.scroll_into_view_if_needed(timeout=30_000)
         widget.wait_for(timeout=30_000)
-    # figures the notebook shows with fig.show() (the widgets' own figures are tested with the widgets)
-    plots = root.locator(
-        ".jp-OutputArea-output:not([data-mime-type='application/vnd.jupyter.widget-view+json']) .js-plotly-plot"
-    )
+    # figures the notebook shows with fig.show(); the widgets' own figures are tested with the widgets
+    plots = root.locator(".js-plotly-plot")
     plots.first.wait_for(timeout=30_000)
     for i in range(plots.count()):
-        plot = plots.nth(i)
-        plot.scroll_into_view_if_needed()  # JupyterLab lays out only the cells in view
-        title = plot.locator(".gtitle")
-        title.wait_for(timeout=10_000)
-        assert title.count() == 1 and title.inner_text().strip(), f"{notebook.name}: figure {i} has no title"
-        what = title.inner_text().strip()
-        panels = plot.locator("g.cartesianlayer > g.subplot").count()  # one per (x, y) axis pair
+        plots.nth(i).scroll_into_view_if_needed()  # JupyterLab lays out only the cells in view
+        plots.nth(i).locator(".main-svg").first.wait_for(timeout=10_000)
+    figures = notebook.page.evaluate(
+        """(id) => Array.from(document.querySelectorAll(`[id="${id}"] .js-plotly-plot`))
+            .filter(p => !p.closest('[data-mime-type="application/vnd.jupyter.widget-view+json"]'))
+            .map(p => ({
+                title: (p.querySelector('.gtitle') || {textContent: ''}).textContent.trim(),
+                panels: p.querySelectorAll('g.cartesianlayer > g.subplot').length,
+                x: Array.from(p.querySelectorAll("g.infolayer text[class*='xtitle']")).map(t => t.textContent.trim()),
+                y: Array.from(p.querySelectorAll("g.infolayer text[class*='ytitle']")).map(t => t.textContent.trim()),
+            }))""",
+        notebook.id,
+    )
+    assert figures, f"{notebook.name} showed no figure"
+    for i, fig in enumerate(figures):
+        assert fig["title"], f"{notebook.name}: figure {i} has no title"
         for axis in ("x", "y"):
-            titles = plot.locator(f"g.infolayer text[class*='{axis}title']")  # xtitle, x2title, …
-            texts = [titles.nth(k).inner_text().strip() for k in range(titles.count())]
-            assert len([t for t in texts if t]) >= panels >= 1, (
-                f"{notebook.name}: figure {what!r} has {panels} panels but {axis}-axis titles {texts}"
+            titled = [t for t in fig[axis] if t]
+            assert len(titled) >= fig["panels"] >= 1, (
+                f"{notebook.name}: figure {fig['title']!r}: {fig['panels']} panels, {axis}-axis titles {fig[axis]}"
             )
 
 
