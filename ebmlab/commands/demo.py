@@ -1,11 +1,11 @@
-"""``ebmlab demo``: compare CD-1, PCD-1, PT and TAP-2 on digits in a small batch and write the report."""
+"""``ebmlab demo``: compare CD-1, PCD-1, PT and TAP-2 on bars-and-stripes in a small batch and write the report."""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "demo"
-HELP = "compare CD-1, PCD-1, PT and TAP-2 RBMs on the bundled digits (a small batch) and print the report's path"
+HELP = "compare CD-1, PCD-1, PT and TAP-2 RBMs on bars-and-stripes by exact log-likelihood and print the report's path"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

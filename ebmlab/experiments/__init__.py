@@ -7,7 +7,7 @@
 - ``run_batch(config, out_dir, scheduler, workers)``: all points on a Dask ``LocalCluster`` or an
   existing scheduler, skipping finished points (``ebmlab.experiments.batch``);
 - ``write_report(run_dir)``: one self-contained offline HTML page (``ebmlab.experiments.report``);
-- ``run_demo(out_dir)``: CD-1, PCD-1, PT and TAP-2 on digits, then the report (``ebmlab demo``);
+- ``run_demo(out_dir)``: CD-1, PCD-1, PT and TAP-2 on bars-and-stripes, then the report (``ebmlab demo``);
   ``find_runs(runs)``: the stores under a folder, by default ``runs/demo`` here or in a folder above.
 
 Papermill, Dask and plotly are imported only when these functions run.
