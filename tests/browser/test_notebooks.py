@@ -82,7 +82,7 @@ def check_page(notebook: Notebook, widgets: list[str]) -> None:
         plots.nth(i).locator(".main-svg").first.wait_for(timeout=10_000)
     figures = notebook.page.evaluate(
         """(id) => Array.from(document.querySelectorAll(`[id="${id}"] .js-plotly-plot`))
-            .filter(p => !p.closest('[data-mime-type="application/vnd.jupyter.widget-view+json"]'))
+            .filter(p => !p.closest('.jupyter-widgets, .widget-output, [data-mime-type*="widget"]'))
             .map(p => ({
                 title: (p.querySelector('.gtitle') || {textContent: ''}).textContent.trim(),
                 panels: p.querySelectorAll('g.cartesianlayer > g.subplot').length,
