@@ -81,14 +81,18 @@ def check_page(notebook: Notebook, widgets: list[str]) -> None:
         plots.nth(i).scroll_into_view_if_needed()  # JupyterLab lays out only the cells in view
         plots.nth(i).locator(".main-svg").first.wait_for(timeout=10_000)
     figures = notebook.page.evaluate(
-        """(id) => Array.from(document.querySelectorAll(`[id="${id}"] .js-plotly-plot`))
+        """(id) => {
+            const titles = (p, re) => Array.from(p.querySelectorAll('g.infolayer text'))
+                .filter(t => re.test(t.getAttribute('class'))).map(t => t.textContent.trim());
+            return Array.from(document.querySelectorAll(`[id="${id}"] .js-plotly-plot`))
             .filter(p => !p.closest('.jupyter-widgets, .widget-output, [data-mime-type*="widget"]'))
             .map(p => ({
                 title: (p.querySelector('.gtitle') || {textContent: ''}).textContent.trim(),
                 panels: p.querySelectorAll('g.cartesianlayer > g.subplot').length,
-                x: Array.from(p.querySelectorAll("g.infolayer text[class*='xtitle']")).map(t => t.textContent.trim()),
-                y: Array.from(p.querySelectorAll("g.infolayer text[class*='ytitle']")).map(t => t.textContent.trim()),
-            }))""",
+                x: titles(p, /^x[0-9]*title$/),  // xtitle, x2title, …: one per titled x-axis
+                y: titles(p, /^y[0-9]*title$/),
+            }));
+        }""",
         notebook.id,
     )
     assert figures, f"{notebook.name} showed no figure"
