@@ -1,7 +1,7 @@
 """``ebmlab train``: fit a Boltzmann machine to a named dataset and save it.
 
     ebmlab train --data digits --layers bernoulli:64,bernoulli:100 --method pcd --mc-steps 1 \\
-        --epochs 20 --lr 0.1 --seed 0 --out runs/demo
+        --epochs 20 --lr 0.05 --seed 0 --out runs/demo
 
 writes ``OUT/model.safetensors``, the run history ``OUT/history.zarr`` and the checkpoint
 ``OUT/checkpoint.safetensors`` (``--resume`` continues from it), and prints the final epoch's metrics.
@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     learn.add_argument("--epochs", type=int, default=20, help="passes over the training rows")
     learn.add_argument("--batch-size", type=int, default=100, help="rows per mini-batch")
-    learn.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    learn.add_argument("--lr", type=float, default=0.05, help="learning rate")
     learn.add_argument(
         "--optimizer", default="sgd", choices=("sgd", "adam"), help="torch.optim optimizer (sgd: plain, no momentum)"
     )
