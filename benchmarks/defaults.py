@@ -54,7 +54,7 @@ OPTIMIZERS = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr),
     "sgdm": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
 }
-CANDIDATES = "adam:0.001,adam:0.01,adam:0.01:100:glorot,sgd:0.1:100:glorot"
+CANDIDATES = "adam:0.001,adam:0.01:100:glorot,sgd:0.1:100:glorot,sgd:0.05:100:glorot"
 
 
 def datasets(names: list[str], data_dir: Path) -> dict[str, tuple[Any, Any]]:
