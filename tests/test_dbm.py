@@ -75,7 +75,7 @@ def test_layerwise_pretraining_beats_random_initialization(seed: int) -> None:
     train = bars_and_stripes(3, 140, seed=0).data.double()
     test = bars_and_stripes(3, 100, seed=1).data.double()
     sizes = [9, 8, 4]
-    kwargs = {"lr": 0.02, "batch_size": 14, "progress": False, "seed": seed}
+    kwargs = {"optimizer": torch.optim.Adam, "lr": 0.02, "batch_size": 14, "progress": False, "seed": seed}
 
     pretrained = BoltzmannMachine([BernoulliLayer(n) for n in sizes], seed=seed).double()
     layerwise = LayerwiseTrainer(

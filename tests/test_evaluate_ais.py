@@ -220,7 +220,9 @@ def test_raise_matches_exact_log_likelihood_with_slow_annealing() -> None:
 def trained_bars_and_stripes_rbm(seed: int) -> BoltzmannMachine:
     """16×12 RBM trained by PCD-1 on the 30 4×4 bars-and-stripes patterns for 300 updates."""
     model = BoltzmannMachine([BernoulliLayer(16), BernoulliLayer(12)], seed=seed)
-    trainer = Trainer(model, PCD(k=1, chains=50), lr=0.05, batch_size=30, seed=seed, progress=False, metrics={})
+    trainer = Trainer(
+        model, PCD(k=1, chains=50), torch.optim.Adam, lr=0.05, batch_size=30, seed=seed, progress=False, metrics={}
+    )
     trainer.fit(bars_and_stripes_patterns(4), 300)
     return model
 

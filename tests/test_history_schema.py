@@ -35,7 +35,9 @@ def train(path: Path, sizes=(6, 3), epochs: int = 4, method=None, **recorder) ->
     model = BoltzmannMachine([BernoulliLayer(n) for n in sizes], seed=1)
     method = method or PCD(k=1, chains=10)
     rec = Recorder(path, **{"snapshot_every": 2, "particles": 7, "bins": 5, **recorder})
-    trainer = Trainer(model, method, lr=1e-2, batch_size=10, seed=2, progress=False, metrics={}, callbacks=[rec])
+    trainer = Trainer(
+        model, method, torch.optim.Adam, lr=1e-2, batch_size=10, seed=2, progress=False, metrics={}, callbacks=[rec]
+    )
     trainer.fit(binary_data(40, sizes[0]), epochs)
     return trainer
 

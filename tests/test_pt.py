@@ -110,7 +110,7 @@ def test_pt_training_improves_exact_log_likelihood_and_resumes() -> None:
 
     before = ll()
     method = PT(k=1, chains=20, temperatures=4)
-    trainer = Trainer(model, method, lr=0.05, batch_size=7, progress=False, metrics={})
+    trainer = Trainer(model, method, torch.optim.Adam, lr=0.05, batch_size=7, progress=False, metrics={})
     history = trainer.fit(x, 200)
     assert ll() > before + 0.5
     assert 0 <= history["swap_rate"][-1] <= 1

@@ -74,7 +74,7 @@ def test_tap_training_improves_exact_log_likelihood_of_an_rbm(order: int) -> Non
     model.initialize(x)
     before = exact_ll(model, x)
     method = TAP(order=order, chains=10, steps=30)
-    Trainer(model, method, lr=0.05, batch_size=14, progress=False, metrics={}).fit(x, 60)
+    Trainer(model, method, torch.optim.Adam, lr=0.05, batch_size=14, progress=False, metrics={}).fit(x, 60)
     assert exact_ll(model, x) > before + 0.3
     assert method.particles is not None and method.particles[0].shape == (10, 9)
 
@@ -84,9 +84,8 @@ def test_tap_trains_a_deep_boltzmann_machine() -> None:
     model = BoltzmannMachine([BernoulliLayer(9), BernoulliLayer(8), BernoulliLayer(4)]).double()
     model.initialize(x, method="glorot")
     before = exact_ll(model, x)
-    Trainer(model, TAP(order=2, steps=10, positive_steps=10), lr=0.05, batch_size=14, progress=False, metrics={}).fit(
-        x, 80
-    )
+    tap = TAP(order=2, steps=10, positive_steps=10)
+    Trainer(model, tap, torch.optim.Adam, lr=0.05, batch_size=14, progress=False, metrics={}).fit(x, 80)
     assert exact_ll(model, x) > before + 0.3
 
 

@@ -46,7 +46,7 @@ def within_10_percent(mean: float, std: float) -> bool:
 def test_gaussian_onehot_rbm_recovers_mean_and_std_from_a_shifted_start():
     model = BoltzmannMachine([GaussianLayer(1, loc=0.0, var=4.0), OneHotLayer(1, 2)]).double()
     assert not within_10_percent(*mixture_moments(model))
-    trainer = Trainer(model, PCD(1, chains=200), lr=0.05, metrics={}, progress=False)
+    trainer = Trainer(model, PCD(1, chains=200), torch.optim.Adam, lr=0.05, metrics={}, progress=False)
     trainer.fit(normal_data(), 10)
     trainer.set_lr(0.01)
     trainer.fit(normal_data(), 15)
@@ -59,7 +59,8 @@ def test_gaussian_onehot_rbm_stays_at_the_fitted_start():
         model.weights[0].zero_()
     assert mixture_moments(model) == pytest.approx((3.0, 1.0))
     moments = Moments()
-    Trainer(model, PCD(1, chains=200), lr=0.01, metrics={}, callbacks=[moments], progress=False).fit(normal_data(), 10)
+    trainer = Trainer(model, PCD(1, chains=200), torch.optim.Adam, lr=0.01, metrics={}, callbacks=[moments])
+    trainer.fit(normal_data(), 10)
     assert len(moments.seen) == 10
     assert all(within_10_percent(m, s) for m, s in moments.seen), moments.seen
 
@@ -82,7 +83,8 @@ def test_pcd_raises_the_exact_log_likelihood_of_3x3_bars_and_stripes_by_2_nats()
     model = BoltzmannMachine([BernoulliLayer(9), BernoulliLayer(16)]).double()
     model.initialize(x)
     before = exact_log_likelihood(model, x)
-    Trainer(model, PCD(5, chains=100), lr=0.02, batch_size=14, metrics={}, progress=False).fit(x.repeat(4, 1), 150)
+    trainer = Trainer(model, PCD(5, chains=100), torch.optim.Adam, lr=0.02, batch_size=14, metrics={}, progress=False)
+    trainer.fit(x.repeat(4, 1), 150)
     after = exact_log_likelihood(model, x)
     assert after - before > 2.0, (before, after)
     assert after < -torch.log(torch.tensor(14.0)).item()

@@ -69,7 +69,7 @@ def test_callbacks_see_every_batch_and_epoch_in_order():
     history = trainer.fit(binary(30, 8), 2)
     batches = [("batch", 0, s) for s in (1, 2, 3)] + [("batch", 1, s) for s in (4, 5, 6)]
     assert rec.events == [("begin", 0, 0), *batches[:3], ("epoch", 1, 3), *batches[3:], ("epoch", 2, 6), ("end", 2, 6)]
-    assert history["lr"] == [1e-3, 1e-3] and len(history["loss"]) == 2
+    assert history["lr"] == [0.05, 0.05] and len(history["loss"]) == 2
     assert trainer.epoch == 2 and trainer.step == 6
 
 
@@ -191,7 +191,7 @@ def test_set_lr_from_a_callback_applies_from_the_next_batch():
 
     trainer = Trainer(rbm(), CD(), batch_size=10, metrics={}, callbacks=[Change()], progress=False)
     trainer.fit(binary(40, 8), 1)
-    assert seen == [1e-3, 1e-3, 0.5, 0.5]
+    assert seen == [0.05, 0.05, 0.5, 0.5]
     trainer.set_lr(0.25)
     assert trainer.lr == 0.25
 

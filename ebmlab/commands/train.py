@@ -1,7 +1,7 @@
 """``ebmlab train``: fit a Boltzmann machine to a named dataset and save it.
 
     ebmlab train --data digits --layers bernoulli:64,bernoulli:100 --method pcd --mc-steps 1 \\
-        --epochs 20 --lr 1e-3 --seed 0 --out runs/demo
+        --epochs 20 --lr 0.05 --seed 0 --out runs/demo
 
 writes ``OUT/model.safetensors``, the run history ``OUT/history.zarr`` and the checkpoint
 ``OUT/checkpoint.safetensors`` (``--resume`` continues from it), and prints the final epoch's metrics.
@@ -66,9 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--init",
-        default="hinton",
+        default="glorot",
         choices=("hinton", "glorot", "pca"),
-        help="weight initialization (visible biases always from the data)",
+        help="weight initialization (visible biases always from the data); glorot's larger weights let a run "
+        "learn visibly within its first epochs (benchmarks/defaults.py)",
     )
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (auto: cuda when available)")
     model.add_argument(
@@ -93,8 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     learn.add_argument("--epochs", type=int, default=20, help="passes over the training rows")
     learn.add_argument("--batch-size", type=int, default=100, help="rows per mini-batch")
-    learn.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    learn.add_argument("--optimizer", default="adam", choices=("adam", "sgd"), help="torch.optim optimizer")
+    learn.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    learn.add_argument(
+        "--optimizer", default="sgd", choices=("sgd", "adam"), help="torch.optim optimizer (sgd: plain, no momentum)"
+    )
     learn.add_argument(
         "--l2", type=float, default=0.0, help="weight decay: L2 penalty (λ/2)‖W‖² on every weight matrix"
     )

@@ -10,7 +10,8 @@ An experiment configuration (YAML or a dict) has the keys
   ``label`` entry when present (the entry itself is not passed to the notebook);
 - ``repeats: n`` (seeds ``seed, seed + 1, …, seed + n − 1`` from ``parameters.seed``, 0 by default) or
   ``seeds: [..]``; with neither, each grid point runs once with ``parameters.seed``;
-- optional ``name`` (the batch's title), ``kernel`` (``python3``), ``execution_timeout`` (seconds
+- optional ``name`` (the batch's title), ``description`` (a paragraph the report prints under the
+  title: what the figures show and why), ``kernel`` (``python3``), ``execution_timeout`` (seconds
   per cell).
 
 A point's id joins its grid labels and seed, plus a short hash of all its parameters, so an id names
@@ -29,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KEYS = frozenset({"template", "parameters", "grid", "repeats", "seeds", "name", "kernel", "execution_timeout"})
+KEYS = frozenset(
+    {"template", "parameters", "grid", "repeats", "seeds", "name", "description", "kernel", "execution_timeout"}
+)
 RESERVED_PARAMETERS = frozenset({"out"})
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -56,6 +59,7 @@ class Experiment:
     kernel: str = "python3"
     execution_timeout: float | None = None
     base_dir: Path = field(default_factory=Path.cwd)
+    description: str = ""
 
     def points(self) -> list[Point]:
         """The cartesian product of the grid times the seeds, in grid order (first key slowest)."""
@@ -83,6 +87,7 @@ class Experiment:
             "name": self.name,
             "kernel": self.kernel,
             "execution_timeout": self.execution_timeout,
+            "description": self.description,
         }
 
 
@@ -137,7 +142,10 @@ def _parse(config: Mapping[str, Any], base_dir: Path) -> Experiment:
     name = config.get("name", "batch")
     if not isinstance(name, str) or not name:
         raise ValueError(f"'name' must be a non-empty string, got {name!r}")
-    return Experiment(template, parameters, grid, seeds, name, kernel, timeout, base_dir)
+    description = config.get("description", "")
+    if not isinstance(description, str):
+        raise ValueError(f"'description' must be a string (a paragraph for the report), got {description!r}")
+    return Experiment(template, parameters, grid, seeds, name, kernel, timeout, base_dir, description.strip())
 
 
 def _check_names(parameters: Mapping[str, Any], where: str) -> None:

@@ -207,7 +207,8 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
     if not run_dir.is_dir():
         raise ValueError(f"run_dir must be a batch folder, got {str(run_dir)!r} (not a directory)")
     config_path = run_dir / "experiment.json"
-    title = _experiment(config_path).get("name", run_dir.name) if config_path.is_file() else run_dir.name
+    config = _experiment(config_path) if config_path.is_file() else {}
+    title, description = config.get("name", run_dir.name), config.get("description") or ""
     runs = [RunInfo(pid, run_dir / "points" / pid, status) for pid, status in _points(run_dir)]
     if not runs:
         raise ValueError(f"{run_dir} holds no points (expected points/<id>/status.json)")
@@ -296,6 +297,7 @@ img.tiles{{width:200px;image-rendering:pixelated}} pre{{background:#f6f6f6;paddi
 </head><body data-points="{len(runs)}" data-finished="{counts.get("finished", 0)}"
  data-failed="{counts.get("failed", 0)}">
 <h1>{html.escape(title)}</h1>
+{f'<p class="description">{html.escape(description)}</p>' if description else ""}
 <p>{len(runs)} points: {summary}. Folder <code>{html.escape(str(run_dir.resolve()))}</code>;
 report written {generated}.</p>
 <h2>Metrics per epoch</h2>

@@ -144,7 +144,7 @@ class Notebook:
 
     def __init__(self, page, lab: Lab, name: str) -> None:
         self.page, self.lab, self.name = page, lab, name
-        workspace = name.removesuffix(".ipynb")
+        workspace = name.removesuffix(".ipynb").replace("/", "-")
         page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={lab.token}")
         page.wait_for_function(
             """(name) => {
