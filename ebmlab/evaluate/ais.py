@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .._checks import check_positive_int
 from ..layers import BernoulliLayer, GaussianLayer, Layer, OneHotLayer
 from ..model import MAX_ENUMERATION
-from ._common import check_model, is_discrete
+from ._common import check_model, is_discrete, visible_rows
 from .bounds import variational_free_energy
 from .diagnostics import (
     MAX_WIDTH,
@@ -394,8 +394,8 @@ def estimate_log_likelihood(
         raise TypeError(f"reverse must be True, False or None, got {type(reverse).__name__}")
     elif reverse and model.depth != 2:
         raise ValueError(f"reverse=True (RAISE) needs an RBM, got a stack of {model.depth} layers; pass reverse=False")
-    x = model._visible(test, "test")
-    fit = x if data is None else model._visible(data, "data")
+    x = visible_rows(model, test, "test")
+    fit = x if data is None else visible_rows(model, data, "data")
     term, kind = data_term(model, x)
     mean_term = float(term.mean())
     tolerance = check_tolerance(tolerance, "tolerance")

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from .._checks import check_positive_int
-from ._common import check_model
+from ._common import check_model, visible_rows
 from .ais import AISResult
 from .ais import log_partition as ais_log_partition
 from .bar import BARResult
@@ -123,8 +123,8 @@ def log_likelihood_bracket(
     raise_chains = check_positive_int(raise_chains, "raise_chains", minimum=2)
     tolerance = check_tolerance(tolerance, "tolerance")
     max_width = check_tolerance(max_width, "max_width")
-    x = model._visible(data, "data")
-    fit = x if train is None else model._visible(train, "train")
+    x = visible_rows(model, data, "data")
+    fit = x if train is None else visible_rows(model, train, "train")
     neg_f = -model._free_energy(x).to(torch.float64)
     data_term = float(neg_f.mean())
     if log_z is None:

@@ -58,7 +58,7 @@ from typing import Any
 import torch
 
 from .._checks import check_positive_int
-from ._common import check_model, row_chunks
+from ._common import check_model, row_chunks, visible_rows
 from .ais import BaseRate, _anneal, base_log_partition
 from .diagnostics import TOLERANCE, Diagnostics, check_tolerance, verdict, warn_if_not_converged
 from .schedules import get_schedule
@@ -166,8 +166,8 @@ def raise_log_likelihood(
     chains = check_positive_int(chains, "chains")
     chunk = check_positive_int(chunk, "chunk")
     tolerance = check_tolerance(tolerance, "tolerance")
-    x = model._visible(test, "test")
-    fit = None if data is None else model._visible(data, "data")
+    x = visible_rows(model, test, "test")
+    fit = None if data is None else visible_rows(model, data, "data")
     betas_list = get_schedule(betas).flip(0).tolist()
     base = BaseRate(model.layers[0], fit)
     log_z0 = base_log_partition(model, base)

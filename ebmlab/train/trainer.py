@@ -162,7 +162,9 @@ class Trainer:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.validation_rows = check_positive_int(validation_rows, "validation_rows")
-        self.progress = bool(progress)
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress must be True or False, got {progress!r}")
+        self.progress = progress
         self.max_param_growth = None if max_param_growth is None else check_real(max_param_growth, "max_param_growth")
         if self.max_param_growth is not None and self.max_param_growth <= 1:
             raise ValueError(f"max_param_growth must be > 1 (or None), got {max_param_growth!r}")

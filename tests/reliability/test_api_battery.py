@@ -16,11 +16,13 @@ from ebmlab import AllocationError, BernoulliLayer, BoltzmannMachine, GaussianLa
 from ebmlab.data import Dataset, as_dataset, batches, load, transforms
 from ebmlab.evaluate import (
     energy_distance,
+    estimate_log_likelihood,
     exact,
     free_energy_gap,
     get_metric,
     heat_capacity,
     knn_kl,
+    log_likelihood_bracket,
     mean_field_lower_bound,
     mean_free_energy,
     mean_log_likelihood,
@@ -29,6 +31,7 @@ from ebmlab.evaluate import (
     model_heat_capacity,
     model_knn_kl,
     pseudo_likelihood,
+    raise_log_likelihood,
     reconstruction_error,
     weight_sparsity,
 )
@@ -602,6 +605,24 @@ DATA = [
 
 EVALUATE = [
     Case(
+        "raise_log_likelihood: 0 test rows",
+        lambda: raise_log_likelihood(rbm(), torch.zeros(0, 4), progress=False),
+        ValueError,
+        r"test must have at least 1 row, got 0",
+    ),
+    Case(
+        "estimate_log_likelihood: 0 test rows",
+        lambda: estimate_log_likelihood(rbm(), torch.zeros(0, 4), progress=False),
+        ValueError,
+        r"test must have at least 1 row, got 0",
+    ),
+    Case(
+        "log_likelihood_bracket: 0 rows",
+        lambda: log_likelihood_bracket(rbm(), torch.zeros(0, 4)),
+        ValueError,
+        r"data must have at least 1 row, got 0",
+    ),
+    Case(
         "reconstruction_error: 0 rows",
         lambda: reconstruction_error(rbm(), torch.zeros(0, 4)),
         ValueError,
@@ -762,6 +783,12 @@ EVALUATE = [
 ]
 
 TRAIN = [
+    Case(
+        "Trainer: progress is not a bool",
+        lambda: trainer(progress="no"),
+        TypeError,
+        r"progress must be True or False, got 'no'",
+    ),
     Case("Trainer(model='x')", lambda: Trainer("x", CD()), TypeError, r"model must be an ebmlab BoltzmannMachine"),
     Case("Trainer(method='pcd')", lambda: Trainer(rbm(), "pcd"), TypeError, r"method must be an ebmlab.train Method"),
     Case("Trainer(lr=0)", lambda: trainer(lr=0.0), ValueError, r"lr must be a positive finite number"),

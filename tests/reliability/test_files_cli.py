@@ -120,7 +120,7 @@ TRAIN_CASES: dict[str, tuple[list[str], Callable[[Path], None] | None, list[str]
     "resume with CD": ([*RS, "--method", "cd"], None, ["method 'pcd', but the trainer uses 'cd'"]),
     "resume with TAP": ([*RS, "--method", "tap"], None, ["but the trainer uses 'tap'"]),
     "resume with PT": ([*RS, "--method", "pt"], None, ["but the trainer uses 'pt'"]),
-    "resume with SGD": ([*RS, "--optimizer", "sgd"], None, ["optimizer 'Adam'", "'SGD'"]),
+    "resume with Adam": ([*RS, "--optimizer", "adam"], None, ["optimizer 'SGD'", "'Adam'"]),
     "resume with other chains": ([*RS, "--chains", "7"], None, ["chains"]),
     "resume with fewer epochs": (
         ["--epochs", "1", "--resume"],
