@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ._process import pid_alive
+
 CHECKSUM_KEY = "ebmlab_sha256"
 
 
@@ -29,16 +31,6 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Delete ``.<name>.<pid>.tmp`` files beside ``path`` whose writer process is gone; returns them."""
     removed = []
@@ -50,7 +42,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
         pid = name[len(prefix) : -len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

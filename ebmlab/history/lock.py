@@ -13,24 +13,13 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from .._process import pid_alive
+
 LOCK_FILE = ".ebmlab.lock"
 
 
 class RunLockedError(RuntimeError):
     """Another live process holds the lock of a run folder."""
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with id ``pid`` exists (signal 0 probes without sending anything)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _holder(path: Path) -> int | None:
