@@ -4,15 +4,20 @@
    (``Dataset``) and streamed from a zarr store of the same rows (``open_zarr``, default 4 MiB
    chunks, buffer of 4 chunks), alternating the two ``--repeats`` times; ratio = median store
    samples/s ÷ median in-memory samples/s.
-2. Peak RSS: a store of about ``--gb`` GB built by repeating Fashion-MNIST with jitter
-   (x + U(−0.1, 0.1), clipped to [0, 1]; written chunk by chunk, never whole in memory) is
-   trained on for one epoch in a fresh process (binarized per chunk as it is read); its peak resident
-   set size is printed beside the store's size and beside the peak of the same process before
-   training (imports, model, first chunk). The peak is ``VmHWM`` from /proc/self/status: Linux keeps
-   ``getrusage(RUSAGE_SELF).ru_maxrss`` across fork + exec, so a child would report its parent's
-   peak; ``ru_maxrss`` is printed too, for comparison.
+2. Peak RSS under a memory cap: a store of about ``--gb`` GB (default 4) built by repeating
+   Fashion-MNIST with jitter (x + U(−0.1, 0.1), clipped to [0, 1]; written chunk by chunk, never
+   whole in memory) is trained on for one epoch in a fresh process (binarized per chunk as it is
+   read) whose address space is capped at ``--cap-mib`` MiB (``RLIMIT_AS``, set before the child
+   imports anything; resident memory ≤ address space, so this caps RSS too — Linux ignores
+   ``RLIMIT_RSS``; the child runs with ``MALLOC_ARENA_MAX=2`` so glibc does not reserve a 64 MiB
+   arena per thread of address space it never uses). A control child under the same cap tries
+   ``open_zarr(store).load()`` and must fail with ``MemoryError``, which shows the cap is real. The
+   peak resident set size is ``VmHWM`` from /proc/self/status (Linux keeps ``ru_maxrss`` of
+   ``getrusage`` across fork + exec, so a child would report its parent's peak; ``ru_maxrss`` is
+   printed too, for comparison).
 
-    EBMLAB_DATA=/work/shared/data python benchmarks/out_of_core.py [--rows 20000] [--repeats 3] [--gb 1.0]
+    EBMLAB_DATA=/work/shared/data python benchmarks/out_of_core.py \
+        [--rows 20000] [--repeats 3] [--gb 4] [--cap-mib 1024]
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,6 +118,36 @@ def peak_rss_child(path: str, threads: int) -> None:
                       "rss_peak_mib": after, "wall": wall, "cpu": cpu}))  # fmt: skip
 
 
+def load_whole_child(path: str) -> None:
+    """Run in a fresh process under the cap: load the whole store into memory; print the outcome (JSON)."""
+    try:
+        rows = len(open_zarr(path).load())
+        outcome = f"loaded {rows} rows"
+    except MemoryError as error:
+        outcome = f"MemoryError ({str(error) or 'allocation refused'})"
+    print(json.dumps({"outcome": outcome}))
+
+
+def capped(cap_mib: int) -> Callable[[], None]:
+    """A ``preexec_fn`` capping the child's address space (hence its resident memory) at ``cap_mib`` MiB."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap_mib * 2**20, cap_mib * 2**20))
+
+    return limit
+
+
+def run_child(mode: str, path: Path, threads: int, cap_mib: int) -> dict[str, Any]:
+    """Run this script as ``--child``/``--load-child`` under the cap and return its JSON line."""
+    child = subprocess.run(
+        [sys.executable, __file__, mode, str(path), "--threads", str(threads)],
+        capture_output=True, text=True, preexec_fn=capped(cap_mib), env=os.environ | {"MALLOC_ARENA_MAX": "2"},
+    )  # fmt: skip
+    if child.returncode:
+        raise SystemExit(f"the {mode} child failed under the {cap_mib} MiB cap:\n{child.stderr[-3000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def store_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -119,13 +156,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20000, help="rows for the throughput comparison")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--gb", type=float, default=1.0, help="size of the large store in GB (float32 rows)")
+    parser.add_argument("--gb", type=float, default=4.0, help="size of the large store in GB (float32 rows)")
+    parser.add_argument("--cap-mib", type=int, default=1024, help="address-space cap of the large-store child")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--load-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
         peak_rss_child(args.child, args.threads)
+        return
+    if args.load_child:
+        load_whole_child(args.load_child)
         return
     folder = Path(tempfile.mkdtemp(prefix="ebmlab-ooc-"))
     try:
@@ -134,11 +176,8 @@ def main() -> None:
         began = time.perf_counter()
         big = build_large(folder / "big.zarr", args.gb)
         built = time.perf_counter() - began
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(big), "--threads", str(args.threads)],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        rss = json.loads(child.stdout.strip().splitlines()[-1])
+        rss = run_child("--child", big, args.threads, args.cap_mib)
+        control = run_child("--load-child", big, args.threads, args.cap_mib)["outcome"]
         size = store_bytes(big) / 2**20
         load_after = os.getloadavg()
     finally:
@@ -154,12 +193,14 @@ def main() -> None:
     cpu_ratio = fit["memory_cpu"] / fit["store_cpu"]
     print(f"store / in-memory throughput: {fit['ratio']:.1%} (CPU-time ratio {cpu_ratio:.1%})")
     print(f"\npeak RSS, one epoch on a {size:.0f} MiB store on disk ({rss['rows']} rows x 784 float32 = "
-          f"{rss['rows'] * 784 * 4 / 2**20:.0f} MiB raw; built in {built:.0f} s)")  # fmt: skip
+          f"{rss['rows'] * 784 * 4 / 2**20:.0f} MiB raw; built in {built:.0f} s), address space capped at "
+          f"{args.cap_mib} MiB (RLIMIT_AS)")  # fmt: skip
     print("| stage                              | peak RSS MiB (VmHWM) | ru_maxrss MiB |")
     print("|------------------------------------|---------------------:|--------------:|")
     for stage, key in (("after imports, model, first chunk", "rss_before_mib"), ("after the epoch", "rss_peak_mib")):
         print(f"| {stage:<34} | {rss[key][0]:20.0f} | {rss[key][1]:13.0f} |")
     print(f"epoch: {rss['wall']:.1f} s wall, {rss['cpu']:.1f} s CPU, {rss['rows'] / rss['wall']:.0f} samples/s")
+    print(f"control, open_zarr(store).load() under the same cap: {control}")
 
 
 if __name__ == "__main__":
