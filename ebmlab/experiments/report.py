@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data import denormalize
 from ..history import labels, schema
 from .runner import read_status
 
@@ -106,15 +107,22 @@ def _image_shape(units: int, attrs: dict[str, Any]) -> tuple[int, int]:
     return (side, side) if side * side == units else (1, units)
 
 
-def tiles_png(images: np.ndarray, shape: tuple[int, int], normalize: bool) -> str | None:
+def tiles_png(
+    images: np.ndarray, shape: tuple[int, int], normalize: bool, normalization: dict[str, Any] | None = None
+) -> str | None:
     """A grid of ``images`` (rows of pixels) as a PNG data URI; each tile min–max scaled if ``normalize``.
 
-    Rows holding NaN (unused particle slots) are left out; ``None`` when no row is left.
+    With the data's ``normalization`` record the rows are first mapped back to data units,
+    x = s·x̃ + m (``ebmlab.data.denormalize``). Rows holding NaN (unused particle slots) are left
+    out; ``None`` when no row is left.
     """
     from PIL import Image
 
     images = np.asarray(images, dtype=np.float64)
-    images = images[~np.isnan(images).any(axis=1)][:MAX_TILES].reshape(-1, *shape)
+    images = images[~np.isnan(images).any(axis=1)][:MAX_TILES]
+    if normalization is not None:
+        images = denormalize(images, normalization).numpy()
+    images = images.reshape(-1, *shape)
     if len(images) == 0:
         return None
     if normalize:
@@ -155,7 +163,9 @@ def _read_history(run: RunInfo) -> None:
         for name in (schema.FANTASY, schema.NEGATIVE):
             if name in history and history.sizes.get("snapshot", 0) > 0:
                 rows = history[name].isel(snapshot=-1).values
-                uri = tiles_png(rows, _image_shape(rows.shape[-1], dict(history.attrs)), normalize=False)
+                record = history.attrs.get(schema.NORMALIZATION)
+                record = record if isinstance(record, dict) and {"mean", "std"} <= set(record) else None
+                uri = tiles_png(rows, _image_shape(rows.shape[-1], dict(history.attrs)), False, record)
                 default = "particles (older store: the method's negative phase)" if name == schema.FANTASY else name
                 if uri is not None:
                     run.particles[name] = (str(history[name].attrs.get(schema.KIND, default)), uri)

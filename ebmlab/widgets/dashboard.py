@@ -349,11 +349,12 @@ class TrainingDashboard(View):
             w = self.model.weights[0].detach()
             self.filters_view.value = grid_png(filters_image(w, self.image_shape, self.n_filters))
         continuous = not np.isfinite(self.model.layers[0].num_states())
+        scale = {"normalize": continuous, "normalization": self.data.normalization}
         v = self.fantasy(state)[0]
-        self.particles_view.value = states_png(v, self.image_shape, self.n_particles, normalize=continuous)
+        self.particles_view.value = states_png(v, self.image_shape, self.n_particles, **scale)
         negative = self.negative_phase()
         if negative is not None:
-            self.negative_view.value = states_png(negative, self.image_shape, self.n_particles, normalize=continuous)
+            self.negative_view.value = states_png(negative, self.image_shape, self.n_particles, **scale)
         self.draws += 1
 
     @torch.no_grad()

@@ -10,10 +10,13 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ebmlab.data import denormalize
 
 
 def _as_array(x: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
@@ -85,22 +88,36 @@ def filters_image(weights: torch.Tensor | np.ndarray, image_shape: Sequence[int]
     return tile(f.reshape(-1, h, wd))
 
 
-def particles_image(
-    samples: torch.Tensor | np.ndarray, image_shape: Sequence[int], limit: int = 100, normalize: bool = False
-) -> np.ndarray:
-    """Tile the first ``limit`` rows of visible states; values in [0, 1] are shown as they are.
+def in_pixels(x: np.ndarray, normalize: bool, normalization: dict[str, Any] | None) -> np.ndarray:
+    """Rows of visible states as pixels in [0, 1].
 
-    ``normalize=True`` maps each row's range [min, max] onto [0, 1] (for Gaussian visible units).
+    With the data's ``normalization`` record ({"mean", "std", ...}, see ``ebmlab.data.normalization``)
+    the states are mapped back to data units, x = s·x̃ + m, and clipped to [0, 1] (image data are
+    loaded as pixels in [0, 1]): a model trained on normalized pixels is shown on the data's own
+    scale. Otherwise ``normalize=True`` maps each row's [min, max] onto [0, 1] (Gaussian units of
+    unknown scale) and values already in [0, 1] are shown as they are.
     """
+    if normalization is not None:
+        return np.clip(denormalize(x, normalization).numpy(), 0.0, 1.0)
+    if normalize:
+        lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+        return (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return x
+
+
+def particles_image(
+    samples: torch.Tensor | np.ndarray,
+    image_shape: Sequence[int],
+    limit: int = 100,
+    normalize: bool = False,
+    normalization: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Tile the first ``limit`` rows of visible states as pixels (see ``in_pixels`` for the scale)."""
     x = _as_array(samples, "samples")
     if x.ndim != 2:
         raise ValueError(f"samples must be 2-D (rows, visible), got shape {x.shape}")
     h, wd = _check_shape(image_shape, x.shape[1], "the visible units")
-    x = x[:limit]
-    if normalize:
-        lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
-        x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
-    return tile(x.reshape(-1, h, wd))
+    return tile(in_pixels(x[:limit], normalize, normalization).reshape(-1, h, wd))
 
 
 def grid_png(picture: np.ndarray, target: int = 320) -> bytes:
@@ -126,21 +143,20 @@ def states_png(
     image_shape: Sequence[int] | None,
     limit: int = 100,
     normalize: bool = False,
+    normalization: dict[str, Any] | None = None,
 ) -> bytes:
     """PNG of visible states: tiled images with an ``image_shape``, else a raster (one row per state).
 
-    Rows holding NaN (unfilled particle slots of a stored run) are left out.
+    Rows holding NaN (unfilled particle slots of a stored run) are left out; ``normalize`` and
+    ``normalization`` set the pixel scale as in ``in_pixels``.
     """
     x = _as_array(samples, "samples")
     x = x[~np.isnan(x).any(axis=1)][:limit]
     if x.shape[0] == 0:
         x = np.full((1, x.shape[1]), 0.5, dtype=np.float32)
     if image_shape is not None:
-        return grid_png(particles_image(x, image_shape, limit, normalize=normalize))
-    if normalize:
-        lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
-        x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
-    return grid_png(x)
+        return grid_png(particles_image(x, image_shape, limit, normalize, normalization))
+    return grid_png(in_pixels(x, normalize, normalization))
 
 
 def guess_image_shape(units: int) -> tuple[int, int] | None:

@@ -51,6 +51,12 @@ def particle_kinds(run: xr.Dataset) -> dict[str, str]:
     return kinds
 
 
+def run_normalization(run: xr.Dataset) -> dict[str, Any] | None:
+    """The training data's normalization record stored with the run (None for raw data or older stores)."""
+    record = run.attrs.get(schema.NORMALIZATION)
+    return record if isinstance(record, dict) and {"mean", "std"} <= set(record) else None
+
+
 def snapshot_pictures(
     run: xr.Dataset, snapshot: int, image_shape: Sequence[int] | None, filters: int, particles: int
 ) -> tuple[bytes | np.ndarray, dict[str, bytes]]:
@@ -61,10 +67,10 @@ def snapshot_pictures(
     snap = {schema.SNAPSHOT: snapshot}
     w = np.asarray(run[schema.weights_var(0)].isel(snap).values)
     spec_layers = run.attrs.get(schema.SPEC, {}).get("layers", [{}])
-    normalize = spec_layers[0].get("type") == "gaussian"
+    scale = {"normalize": spec_layers[0].get("type") == "gaussian", "normalization": run_normalization(run)}
     shown = grid_png(filters_image(w, image_shape, filters)) if image_shape is not None else w
     pictures = {
-        name: states_png(np.asarray(run[name].isel(snap).values), image_shape, particles, normalize=normalize)
+        name: states_png(np.asarray(run[name].isel(snap).values), image_shape, particles, **scale)
         for name in particle_kinds(run)
     }
     return shown, pictures
