@@ -1,0 +1,59 @@
+"""One rank of the data-parallel tests: ``python -m tests.distributed.worker SCENARIO OUT`` under torchrun's env.
+
+The parent (``_spawn.spawn``) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR=127.0.0.1 and MASTER_PORT.
+Each scenario writes what the test compares to OUT as safetensors files named by rank.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+
+from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab.train import CD, PCD, Trainer
+from ebmlab.train.distributed import init_process_group
+
+ROWS, BATCH = 51, 20  # the last batch of 11 rows splits 6 / 5 across two ranks
+
+
+def tiny_data() -> torch.Tensor:
+    """51 rows of 10 binary units: two noisy prototypes (float64, seeded)."""
+    g = torch.Generator().manual_seed(5)
+    proto = torch.tensor([[1.0] * 5 + [0.0] * 5, [0.0] * 5 + [1.0] * 5], dtype=torch.float64)
+    pick = proto[torch.randint(0, 2, (ROWS,), generator=g)]
+    flip = torch.rand(ROWS, 10, generator=g, dtype=torch.float64) < 0.1
+    return torch.where(flip, 1 - pick, pick)
+
+
+def tiny_trainer(method: str, process_group: object = None) -> Trainer:
+    """A 10×6 float64 RBM with CD-2 or PCD-1 (5 chains per rank); no metrics, no progress bar."""
+    model = BoltzmannMachine([BernoulliLayer(10), BernoulliLayer(6)], seed=1).double()
+    model.initialize(tiny_data(), method="glorot", seed=1)
+    m = CD(k=2) if method == "cd" else PCD(k=1, chains=5)
+    return Trainer(model, m, lr=0.1, batch_size=BATCH, metrics={}, progress=False, seed=3, process_group=process_group)
+
+
+def params(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}
+
+
+def main(scenario: str, out: Path) -> None:
+    init_process_group(torch.device("cpu"), timeout=20)
+    rank = dist.get_rank()
+    if scenario == "train":
+        for method in ("cd", "pcd"):
+            trainer = tiny_trainer(method)
+            trainer.fit(tiny_data(), 3)
+            tensors = params(trainer)
+            if method == "pcd":
+                tensors["chains"] = trainer.method.particles[0].contiguous()
+            save_file(tensors, str(out / f"{method}_{rank}.safetensors"))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
