@@ -14,8 +14,12 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab.evaluate import sharded, weight_norm
+from ebmlab.history import resume
 from ebmlab.train import CD, PCD, Trainer
 from ebmlab.train.distributed import init_process_group
+
+AIS_CHAINS, AIS_SEED = 50, 7
 
 ROWS, BATCH = 51, 20  # the last batch of 11 rows splits 6 / 5 across two ranks
 
@@ -42,6 +46,8 @@ def params(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 def main(scenario: str, out: Path) -> None:
+    import time
+    t0 = time.perf_counter()
     init_process_group(torch.device("cpu"), timeout=20)
     rank = dist.get_rank()
     if scenario == "train":
@@ -52,7 +58,35 @@ def main(scenario: str, out: Path) -> None:
             if method == "pcd":
                 tensors["chains"] = trainer.method.particles[0].contiguous()
             save_file(tensors, str(out / f"{method}_{rank}.safetensors"))
+        for method in ("cd", "pcd"):  # continue a one-process checkpoint (epoch 1) on two ranks up to epoch 3
+            trainer = resume(tiny_trainer(method), out / f"{method}_checkpoint.safetensors")
+            trainer.fit(tiny_data(), 3)
+            tensors = params(trainer)
+            tensors["epoch"] = torch.tensor([trainer.epoch])
+            if method == "pcd":
+                tensors["chains"] = trainer.method.particles[0].contiguous()
+            save_file(tensors, str(out / f"resumed_{method}_{rank}.safetensors"))
+        model = tiny_trainer("cd").model
+        result = sharded.log_partition(
+            model, chains=AIS_CHAINS, betas="fast", seed=AIS_SEED, progress=False, warn=False
+        )
+        live = sharded.ShardedLogLikelihood(method="tracked", particles=64, seed=2)
+        trainer = tiny_trainer("pcd")
+        trainer.metrics = {"log_likelihood": live, "weight_norm": weight_norm}
+        trainer.fit(tiny_data(), 2)
+        save_file(
+            {
+                "log_weights": result.log_weights.contiguous(),
+                "log_z": torch.tensor([result.log_z, result.stderr, result.ess]),
+                "live_log_z": torch.tensor([float(live.log_z), live.log_z.stderr]),
+                "history": torch.tensor(trainer.history.get("log_likelihood", [])),
+                "weight_norm": torch.tensor(trainer.history.get("weight_norm", [])),
+                **{f"live_{k}": v for k, v in params(trainer).items()},
+            },
+            str(out / f"eval_{rank}.safetensors"),
+        )
     dist.destroy_process_group()
+    print(f"worker {time.perf_counter() - t0:.2f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
