@@ -1,22 +1,23 @@
 """Data-parallel PCD-1 on a 784×500 Bernoulli RBM: 1 process against N processes (gloo on 127.0.0.1).
 
-    python benchmarks/distributed.py [--nproc 2] [--epochs 2] [--threads 1] [--data-dir DIR] [--json PATH]
+    python benchmarks/distributed.py [--nproc 2] [--epochs 6] [--threads 1] [--data-dir DIR] [--json PATH]
 
 Trains on binarized MNIST-5k (``ebmlab.data.load("mnist", split="train5k")``; random binary rows when
 the files are absent), global batch 100, plain SGD lr 0.05, no metrics. The persistent chains are 100
 in all: 100 on one process, 100 / N per rank on N ranks, so N ranks do the work of one process split N
 ways (strong scaling) and the comparison is fair. Each process uses ``--threads`` torch threads.
 
-Measured per process: epoch wall and CPU seconds, samples/s, and the time spent inside
-``torch.distributed.all_reduce`` during training (the gradient reduction, including any wait for a
-slower rank) as a share of the epoch. Then a microbenchmark of gloo's all_reduce here: the latency α
-(one float) and the time of the gradient buffer (784·500 + 784 + 500 + 2 floats, 1.58 MB), whose
-ring-all-reduce bus bandwidth is 2(N−1)/N · S / t.
+Measured per process (medians over the epochs after the first): epoch wall and CPU seconds,
+samples/s, and the wall (and CPU) time spent inside ``torch.distributed.all_reduce`` during training
+(the gradient reduction, including any wait for a slower rank) as a share of the epoch. Then a
+microbenchmark of gloo's all_reduce here: the latency α (one float) and the time of the gradient
+buffer (784·500 + 784 + 500 + 2 floats, 1.58 MB), whose ring-all-reduce bus bandwidth is 2(N−1)/N · S / t.
 
 Scaling model (strong scaling at global batch 100): one step on N ranks takes
 T_N = T_1 / N + 2(N−1)·α + 2(N−1)/N · S / BW, so the efficiency T_1 / (N · T_N) is
 1 / (1 + N · T_comm / T_1); it is printed for N = 2, 4, 8, 16 at 1, 10 and 100 Gbit/s, with α the
-measured latency (loopback: real networks add tens of µs) and T_1 the measured 1-process step time.
+fastest measured latency (loopback: real networks add tens of µs) and T_1 the measured 1-process CPU seconds per
+step (one thread; on a shared machine the wall time is inflated by other processes).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def load_rows(data_dir: Path) -> tuple[torch.Tensor, str]:
         return x, "5000 random binary rows (mnist files not found)"
 
 
-def timed_all_reduce(repeats: int, floats: int) -> float:
-    """Median seconds of one gloo all_reduce of ``floats`` float32 values (after 3 warm-up calls)."""
+def timed_all_reduce(repeats: int, floats: int) -> tuple[float, float]:
+    """(median, minimum) seconds of one gloo all_reduce of ``floats`` float32 values (after 3 warm-up calls)."""
     import torch.distributed as dist
 
     buf = torch.zeros(floats)
@@ -64,7 +65,7 @@ def timed_all_reduce(repeats: int, floats: int) -> float:
         dist.all_reduce(buf)
         if i >= 3:
             times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times)), float(np.min(times))
 
 
 def rank_main(args: argparse.Namespace) -> None:
@@ -76,15 +77,16 @@ def rank_main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     dp = init_process_group(torch.device("cpu"), "gloo", timeout=300)
     x, _ = load_rows(Path(args.data_dir))
-    spent = [0.0]
+    spent = [0.0, 0.0]
     reduce = dist.all_reduce
 
     def counted(*a: object, **k: object) -> object:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             return reduce(*a, **k)
         finally:
             spent[0] += time.perf_counter() - start
+            spent[1] += time.process_time() - cpu
 
     dist.all_reduce = counted
     out = train_counted(x, args.epochs, dp.world, spent)
@@ -96,7 +98,7 @@ def rank_main(args: argparse.Namespace) -> None:
 
 
 def train_counted(x: torch.Tensor, epochs: int, world: int, spent: list[float]) -> dict[str, float]:
-    """``train`` for one measured epoch after ``epochs − 1``, with the all_reduce seconds of that epoch."""
+    """Train ``epochs`` epochs; medians over the epochs after the first of wall, CPU and all_reduce seconds."""
     import ebmlab
     from ebmlab.train import PCD, Trainer
 
@@ -104,14 +106,22 @@ def train_counted(x: torch.Tensor, epochs: int, world: int, spent: list[float]) 
     model.initialize(x, method="glorot", seed=0)
     trainer = Trainer(model, PCD(k=1, chains=CHAINS // world), lr=LR, batch_size=BATCH, metrics={},
                       progress=False, seed=0)
-    trainer.fit(x, epochs - 1)
-    spent[0] = 0.0
-    wall, cpu = time.perf_counter(), time.process_time()
-    trainer.fit(x, epochs)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    trainer.fit(x, 1)  # warm-up
+    walls, cpus, reduces, reduce_cpus = [], [], [], []
+    for epoch in range(2, epochs + 1):
+        spent[:] = [0.0] * len(spent)
+        wall, cpu = time.perf_counter(), time.process_time()
+        trainer.fit(x, epoch)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        reduces.append(spent[0])
+        reduce_cpus.append(spent[-1])
+    wall, cpu = float(np.median(walls)), float(np.median(cpus))
     steps = -(-x.shape[0] // BATCH)
     return {"epoch_seconds": wall, "cpu_seconds": cpu, "samples_per_second": x.shape[0] / wall,
-            "step_seconds": wall / steps, "steps": steps, "all_reduce_seconds": spent[0]}
+            "step_seconds": wall / steps, "steps": steps, "all_reduce_seconds": float(np.median(reduces)),
+            "all_reduce_cpu_seconds": float(np.median(reduce_cpus)),
+            "epoch_walls": walls}
 
 
 def spawn(args: argparse.Namespace) -> list[dict[str, float]]:
@@ -144,7 +154,7 @@ def efficiency(step: float, latency: float, n: int, gbit: float) -> tuple[float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nproc", type=int, default=2, help="processes of the data-parallel run")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per run; the last one is measured")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per run; medians over all but the first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="folder with mnist/train5k-*")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
@@ -161,30 +171,33 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"data: {source}, {x.shape[0]} rows; PCD-1, 784×500, global batch {BATCH}, {CHAINS} chains in all, "
           f"{args.threads} thread(s) per process; load average before: {load_before[0]:.2f} (shared 2-core machine)")
-    one = train_counted(x, args.epochs, 1, [0.0])
+    one = train_counted(x, args.epochs, 1, [0.0, 0.0])
     ranks = spawn(args)
     load_after = os.getloadavg()
     slow = max(ranks, key=lambda r: r["epoch_seconds"])
-    print("\n| processes | epoch s (wall) | CPU s per process | samples/s | step ms | all_reduce share |")
+    print("\n| processes | epoch s (wall) | CPU s per process | samples/s | step ms | all_reduce share (CPU s) |")
     print("|---|---|---|---|---|---|")
     print(f"| 1 | {one['epoch_seconds']:.2f} | {one['cpu_seconds']:.2f} | {one['samples_per_second']:.0f} | "
           f"{1e3 * one['step_seconds']:.1f} | – |")
     share = slow["all_reduce_seconds"] / slow["epoch_seconds"]
     cpu = "/".join(f"{r['cpu_seconds']:.2f}" for r in ranks)
     print(f"| {args.nproc} | {slow['epoch_seconds']:.2f} | {cpu} | {slow['samples_per_second']:.0f} | "
-          f"{1e3 * slow['step_seconds']:.1f} | {100 * share:.1f} % |")
+          f"{1e3 * slow['step_seconds']:.1f} | {100 * share:.1f} % ({slow['all_reduce_cpu_seconds']:.2f}) |")
     speedup = one["epoch_seconds"] / slow["epoch_seconds"]
     print(f"\nspeed-up {speedup:.2f}× on {args.nproc} processes; load average after: {load_after[0]:.2f}")
-    latency = float(np.median([r["latency_seconds"] for r in ranks]))
-    buffer = float(np.median([r["buffer_seconds"] for r in ranks]))
+    latency_median = float(np.median([r["latency_seconds"][0] for r in ranks]))
+    buffer_median = float(np.median([r["buffer_seconds"][0] for r in ranks]))
+    latency = float(max(r["latency_seconds"][1] for r in ranks))  # the fastest call: least disturbed by load
+    buffer = float(max(r["buffer_seconds"][1] for r in ranks))
     n = args.nproc
     bandwidth = 2 * (n - 1) / n * FLOATS * 4 / buffer
-    print(f"gloo all_reduce here (127.0.0.1, {n} ranks): latency α = {1e6 * latency:.0f} µs (1 float); "
-          f"{FLOATS * 4 / 1e6:.2f} MB gradient buffer in {1e3 * buffer:.2f} ms "
+    print(f"gloo all_reduce here (127.0.0.1, {n} ranks), fastest (median) of the repeats: latency α = "
+          f"{1e6 * latency:.0f} µs ({1e6 * latency_median:.0f} µs) for 1 float; the {FLOATS * 4 / 1e6:.2f} MB "
+          f"gradient buffer in {1e3 * buffer:.2f} ms ({1e3 * buffer_median:.2f} ms) "
           f"→ bus bandwidth {bandwidth * 8 / 1e9:.2f} Gbit/s")
-    step = one["step_seconds"]
-    print(f"\nprojected strong-scaling efficiency T_1/(N·T_N), T_1 = {1e3 * step:.1f} ms per step measured, "
-          f"α = {1e6 * latency:.0f} µs:")
+    step = one["cpu_seconds"] / one["steps"]  # CPU time: the wall time of a shared machine is inflated
+    print(f"\nprojected strong-scaling efficiency T_1/(N·T_N), T_1 = {1e3 * step:.1f} ms per step (1-process CPU "
+          f"seconds / steps), α = {1e6 * latency:.0f} µs:")
     print("| N | 1 Gbit/s | 10 Gbit/s | 100 Gbit/s |")
     print("|---|---|---|---|")
     table = {}

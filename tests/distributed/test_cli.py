@@ -71,12 +71,12 @@ def test_bad_data_parallel_input_is_refused_by_name(monkeypatch: pytest.MonkeyPa
     dp = DataParallel(None, 0, 2)
     with pytest.raises(ValueError, match=r"batch_size \(25\) must be divisible by the number of ranks \(2\)"):
         dp.check_batches(25, 100)
-    with pytest.raises(ValueError, match="last batch .* 1 row"):
+    with pytest.raises(ValueError, match=r"last batch .* 1 row"):
         dp.check_batches(20, 101)
     dp.check_batches(20, 102)  # a last batch of 2 rows: one each
     assert [DataParallel(None, r, 2).rows(11) for r in (0, 1)] == [(0, 6), (6, 11)]
     model = ebmlab.BoltzmannMachine([ebmlab.BernoulliLayer(4), ebmlab.BernoulliLayer(2)])
-    with pytest.raises(TypeError, match="process_group must be a torch.distributed ProcessGroup"):
+    with pytest.raises(TypeError, match=r"process_group must be a torch\.distributed ProcessGroup"):
         Trainer(model, CD(), process_group="gloo")
     with pytest.raises(ValueError, match="backend 'nccl' needs a CUDA device"):
         init_process_group(torch.device("cpu"), backend="nccl")
