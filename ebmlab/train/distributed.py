@@ -148,9 +148,14 @@ class DataParallel:
         """This rank's gradient on its rows, all-reduced with row weights into ``.grad``: (global loss, any stop)."""
         total = batch.shape[0]
         start, end = self.rows(total)
-        if isinstance(method, CD):
-            method.noise_rows = (total, start, end) if shares_noise(method, model) else None
-        loss = method.backward(model, batch[start:end], generator)
+        shared = shares_noise(method, model)
+        if shared:
+            method.noise_rows = (total, start, end)
+        try:
+            loss = method.backward(model, batch[start:end], generator)
+        finally:
+            if shared:
+                method.noise_rows = None
         with torch.no_grad():
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             extra = torch.stack([loss.detach().to(model.dtype).reshape(()), torch.zeros((), dtype=model.dtype)])

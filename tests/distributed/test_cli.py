@@ -1,9 +1,7 @@
-"""``ebmlab train`` on 2 ranks: the ``--nproc`` shortcut (torchrun) resuming a one-process run, a killed rank,
-and the errors of bad data-parallel input (those in-process, no group needed)."""
+"""``ebmlab train`` on 2 ranks: the ``--nproc`` shortcut (torchrun) resuming a one-process run, and a killed rank."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,16 +12,14 @@ import torch
 
 import ebmlab
 from ebmlab.cli import main
-from ebmlab.commands.train import launch_argv
 from ebmlab.history import open_run
-from ebmlab.train import CD, Trainer
-from ebmlab.train.distributed import DataParallel, init_process_group
 
 from . import _spawn
 
 TINY = ["train", "--data", "digits", "--layers", "bernoulli:64,bernoulli:16", "--method", "cd", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_nproc_resumes_a_one_process_run_on_two_ranks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """1 epoch alone, then epoch 2 via ``--nproc 2`` (torchrun): one history of 2 epochs, written by rank 0
     alone, one summary line, and the parameters of 2 epochs on one process (CD shares the noise)."""
@@ -45,6 +41,7 @@ def test_nproc_resumes_a_one_process_run_on_two_ranks(tmp_path: Path, capsys: py
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_killed_rank_makes_rank_0_fail_with_one_clear_error(tmp_path: Path) -> None:
     out = tmp_path / "run"
     procs = _spawn.start(["-m", "ebmlab", *TINY, "--epochs", "100000", "--out", str(out), "--dist-timeout", "30"], 2)
@@ -65,32 +62,3 @@ def test_a_killed_rank_makes_rank_0_fail_with_one_clear_error(tmp_path: Path) ->
     assert rc == 2
     lines = [line for line in err.splitlines() if line.startswith("ebmlab: error:")]
     assert len(lines) == 1 and "rank 0 of 2" in lines[0] and "--resume" in lines[0], err[-2000:]
-
-
-def test_bad_data_parallel_input_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    dp = DataParallel(None, 0, 2)
-    with pytest.raises(ValueError, match=r"batch_size \(25\) must be divisible by the number of ranks \(2\)"):
-        dp.check_batches(25, 100)
-    with pytest.raises(ValueError, match=r"last batch .* 1 row"):
-        dp.check_batches(20, 101)
-    dp.check_batches(20, 102)  # a last batch of 2 rows: one each
-    assert [DataParallel(None, r, 2).rows(11) for r in (0, 1)] == [(0, 6), (6, 11)]
-    model = ebmlab.BoltzmannMachine([ebmlab.BernoulliLayer(4), ebmlab.BernoulliLayer(2)])
-    with pytest.raises(TypeError, match=r"process_group must be a torch\.distributed ProcessGroup"):
-        Trainer(model, CD(), process_group="gloo")
-    with pytest.raises(ValueError, match="backend 'nccl' needs a CUDA device"):
-        init_process_group(torch.device("cpu"), backend="nccl")
-    assert main([*TINY, "--nproc", "0"]) == 2
-    assert "--nproc must be an integer >= 1" in capsys.readouterr().err
-    for name, value in _spawn.rank_env(0, 2, 1).items():
-        monkeypatch.setenv(name, value)
-    assert main([*TINY, "--device", "cpu", "--backend", "nccl"]) == 2
-    assert "--backend nccl needs a CUDA device" in capsys.readouterr().err
-    assert main([*TINY, "--nproc", "2"]) == 2
-    assert "under torchrun leave --nproc out" in capsys.readouterr().err
-    assert os.environ["WORLD_SIZE"] == "2"
-
-
-def test_launch_argv_drops_nproc_only() -> None:
-    argv = ["train", "--nproc", "2", "--epochs", "3", "--nproc=4", "--npro", "3", "--out", "x"]
-    assert launch_argv(argv) == ["train", "--epochs", "3", "--out", "x"]

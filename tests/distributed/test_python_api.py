@@ -5,7 +5,6 @@ One spawn runs every scenario of ``worker.main("train")``; the tests below read 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 from ebmlab.evaluate import ais, exact
-from ebmlab.evaluate.sharded import combine_log_z, shard_seed
+from ebmlab.evaluate.sharded import shard_seed
 from ebmlab.history import save_checkpoint
 from ebmlab.history.checkpoint import describe
 
 from . import _spawn, worker
+
+pytestmark = pytest.mark.slow  # one 2-process spawn (~10 s of imports on 2 busy cores) shared by the module
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,10 @@ def test_resume_one_process_checkpoint_on_two_ranks(ranks: Path) -> None:
     assert not torch.equal(a["chains"], b["chains"])
 
 
+def test_stop_on_rank_0_stops_every_rank(ranks: Path) -> None:
+    assert [int(load_file(ranks / f"eval_{r}.safetensors")["stopped_epoch"]) for r in (0, 1)] == [2, 2]
+
+
 def test_sharded_ais_equals_one_process_with_all_chains(ranks: Path) -> None:
     """2 ranks × 50 chains: the gathered weights are those of the per-rank seeds, and log Z matches exact."""
     got = [load_file(ranks / f"eval_{r}.safetensors") for r in (0, 1)]
@@ -114,10 +119,3 @@ def test_sharded_live_log_likelihood_in_training(ranks: Path) -> None:
     assert abs(log_z - exact.log_partition(model)) < 4 * stderr + 0.1
     expected = exact.mean_log_likelihood(model, worker.tiny_data())
     assert float(history[-1]) == pytest.approx(expected, abs=4 * stderr + 0.1)
-
-
-def test_combine_log_z_is_the_mean_of_z() -> None:
-    value, stderr = combine_log_z(torch.tensor([1.0, 1.0]), torch.tensor([0.2, 0.2]))
-    assert value == pytest.approx(1.0) and stderr == pytest.approx(0.2 / 2**0.5)
-    value, _ = combine_log_z(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 0.0]))
-    assert value == pytest.approx(math.log((1 + math.exp(2.0)) / 2))

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.evaluate import sharded, weight_norm
 from ebmlab.history import resume
-from ebmlab.train import CD, PCD, Trainer
+from ebmlab.train import CD, PCD, Callback, Trainer
 from ebmlab.train.distributed import init_process_group
 
 AIS_CHAINS, AIS_SEED = 50, 7
@@ -39,6 +39,17 @@ def tiny_trainer(method: str, process_group: object = None) -> Trainer:
     model.initialize(tiny_data(), method="glorot", seed=1)
     m = CD(k=2) if method == "cd" else PCD(k=1, chains=5)
     return Trainer(model, m, lr=0.1, batch_size=BATCH, metrics={}, progress=False, seed=3, process_group=process_group)
+
+
+class StopAfter(Callback):
+    """Calls ``trainer.stop()`` at the end of epoch ``epoch`` (callbacks run on rank 0 only)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, state) -> None:
+        if state.epoch == self.epoch:
+            state.trainer.stop()
 
 
 def params(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -66,6 +77,9 @@ def main(scenario: str, out: Path) -> None:
             if method == "pcd":
                 tensors["chains"] = trainer.method.particles[0].contiguous()
             save_file(tensors, str(out / f"resumed_{method}_{rank}.safetensors"))
+        stopped = tiny_trainer("cd")
+        stopped.callbacks = [StopAfter(2)]
+        stopped.fit(tiny_data(), 10)  # rank 0 stops after epoch 2; rank 1 learns it at the end-of-epoch check
         model = tiny_trainer("cd").model
         result = sharded.log_partition(
             model, chains=AIS_CHAINS, betas="fast", seed=AIS_SEED, progress=False, warn=False
@@ -79,6 +93,7 @@ def main(scenario: str, out: Path) -> None:
                 "log_weights": result.log_weights.contiguous(),
                 "log_z": torch.tensor([result.log_z, result.stderr, result.ess]),
                 "live_log_z": torch.tensor([float(live.log_z), live.log_z.stderr]),
+                "stopped_epoch": torch.tensor([stopped.epoch]),
                 "history": torch.tensor(trainer.history.get("log_likelihood", [])),
                 "weight_norm": torch.tensor(trainer.history.get("weight_norm", [])),
                 **{f"live_{k}": v for k, v in params(trainer).items()},
