@@ -334,7 +334,8 @@ def join_group(args: argparse.Namespace) -> Any:
         return None
     if args.device in ("auto", "cuda") and torch.cuda.is_available():
         if world[2] >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK {world[2]} has no CUDA device (this machine has {torch.cuda.device_count()}); "
+            count = torch.cuda.device_count()
+            raise ValueError(f"LOCAL_RANK {world[2]} has no CUDA device (this machine has {count}); "
                              "start at most one process per GPU (--nproc / --nproc-per-node) or use --device cpu")
         args.device = f"cuda:{world[2]}"
     elif args.device == "auto":
