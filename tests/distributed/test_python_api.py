@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ebmlab.data import open_zarr, write_zarr
 from ebmlab.evaluate import ais, exact
 from ebmlab.evaluate.sharded import shard_seed
 from ebmlab.history import save_checkpoint
@@ -29,6 +30,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
         t = worker.tiny_trainer(method, process_group=False)
         t.fit(worker.tiny_data(), 1)
         save_checkpoint(out / f"{method}_checkpoint.safetensors", t.state_dict(), describe(t))
+    write_zarr(out / "tiny.zarr", worker.tiny_data().numpy(), chunk_rows=10)
     _spawn.run(["-m", "tests.distributed.worker", "train", str(out)], world=2, timeout=120)
     return out
 
@@ -83,6 +85,14 @@ def test_resume_one_process_checkpoint_on_two_ranks(ranks: Path) -> None:
     a, b = (load_file(ranks / f"resumed_pcd_{r}.safetensors") for r in (0, 1))
     assert int(a["epoch"]) == 3 and close(a, b, [k for k in a if k != "chains"]) == 0.0
     assert not torch.equal(a["chains"], b["chains"])
+
+
+def test_training_from_a_zarr_store_on_two_ranks_equals_one_process(ranks: Path) -> None:
+    alone = worker.tiny_trainer("cd", process_group=False)
+    alone.fit(open_zarr(ranks / "tiny.zarr", buffer_chunks=2), 2)
+    ref = worker.params(alone)
+    for rank in (0, 1):
+        assert close(load_file(ranks / f"zarr_{rank}.safetensors"), ref, list(ref)) < 1e-12
 
 
 def test_stop_on_rank_0_stops_every_rank(ranks: Path) -> None:

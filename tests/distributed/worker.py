@@ -14,6 +14,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab.data import open_zarr
 from ebmlab.evaluate import sharded, weight_norm
 from ebmlab.history import resume
 from ebmlab.train import CD, PCD, Callback, Trainer
@@ -77,6 +78,9 @@ def main(scenario: str, out: Path) -> None:
             if method == "pcd":
                 tensors["chains"] = trainer.method.particles[0].contiguous()
             save_file(tensors, str(out / f"resumed_{method}_{rank}.safetensors"))
+        streamed = tiny_trainer("cd")  # from an out-of-core store: each rank streams it and keeps its rows
+        streamed.fit(open_zarr(out / "tiny.zarr", buffer_chunks=2), 2)
+        save_file(params(streamed), str(out / f"zarr_{rank}.safetensors"))
         stopped = tiny_trainer("cd")
         stopped.callbacks = [StopAfter(2)]
         stopped.fit(tiny_data(), 10)  # rank 0 stops after epoch 2; rank 1 learns it at the end-of-epoch check
