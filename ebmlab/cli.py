@@ -38,7 +38,9 @@ def error_line(err: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; bad input, files and failed runs print one line ``ebmlab: error: …`` and return 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the words as given, for a subcommand that relaunches itself (train --nproc)
     try:
         return int(args.handler(args) or 0)
     except (ValueError, TypeError, OSError, RuntimeError, LookupError) as err:

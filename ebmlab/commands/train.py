@@ -7,12 +7,19 @@ writes ``OUT/model.safetensors``, the run history ``OUT/history.zarr`` and the c
 ``OUT/checkpoint.safetensors`` (``--resume`` continues from it), and prints the final epoch's metrics.
 An existing run in OUT is never replaced silently (``--overwrite`` replaces it), and one process at a
 time writes to OUT (the lock file ``OUT/.ebmlab.lock`` holds its pid).
+
+Data-parallel: under ``torchrun --nproc-per-node N -m ebmlab train ...`` (RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT set) every rank joins the group (gloo on CPU, nccl on CUDA, rank r on
+``cuda:LOCAL_RANK``) and trains its share of each global batch; rank 0 alone locks and writes OUT.
+``ebmlab train --nproc N ...`` runs torchrun on this machine (rendezvous on 127.0.0.1) with the same
+arguments minus ``--nproc``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +122,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--resume", action="store_true", help=f"continue the run in OUT from OUT/{CHECKPOINT_FILE}")
     out.add_argument(
         "--overwrite", action="store_true", help="replace a run already in OUT (without it, an existing run is refused)"
+    )
+    par = parser.add_argument_group("data-parallel (torch.distributed)")
+    par.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="train on N processes of this machine: runs torchrun --nproc-per-node N (rendezvous on 127.0.0.1) "
+        "with these arguments; --batch-size is the global batch",
+    )
+    par.add_argument(
+        "--backend", default="auto", choices=("auto", "gloo", "nccl"), help="under torchrun: gloo on CPU, nccl on CUDA"
+    )
+    par.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=120.0,
+        help="under torchrun: seconds a rank waits for the others before failing with an error",
     )
 
 
@@ -263,22 +287,124 @@ def clear_output(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
+def launch_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N`` (or an abbreviation argparse accepted)."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        name = word.split("=", 1)[0]
+        if len(name) > 3 and "--nproc".startswith(name):
+            skip = "=" not in word
+            continue
+        out.append(word)
+    return out
+
+
+def launch(args: argparse.Namespace) -> int:
+    """``python -m torch.distributed.run --nproc-per-node N … -m ebmlab ARGS`` on 127.0.0.1; its exit code."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(args.nproc),
+        "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "ebmlab", *launch_argv(args.argv),
+    ]
+    return subprocess.call(command)
+
+
+def join_group(args: argparse.Namespace) -> Any:
+    """Under torchrun: pick this rank's device and join the process group (``DataParallel``); else None."""
+    import torch
+
+    from ebmlab.train.distributed import env_world, init_process_group
+
+    world = env_world()
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise ValueError(f"--nproc must be an integer >= 1, got {args.nproc}")
+        if world is not None:
+            raise ValueError("--nproc launches torchrun itself; under torchrun leave --nproc out")
+    if world is None:
+        return None
+    if args.device in ("auto", "cuda") and torch.cuda.is_available():
+        if world[2] >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ValueError(f"LOCAL_RANK {world[2]} has no CUDA device (this machine has {count}); "
+                             "start at most one process per GPU (--nproc / --nproc-per-node) or use --device cpu")
+        args.device = f"cuda:{world[2]}"
+    elif args.device == "auto":
+        args.device = "cpu"
+    if args.backend == "nccl" and not args.device.startswith("cuda"):
+        raise ValueError(f"--backend nccl needs a CUDA device (--device cuda), got --device {args.device}; "
+                         "use --backend gloo on CPU")
+    if not args.dist_timeout > 0:
+        raise ValueError(f"--dist-timeout must be a positive number of seconds, got {args.dist_timeout}")
+    return init_process_group(torch.device(args.device), args.backend, args.dist_timeout)
+
+
+def agree(dp: Any, ok: bool) -> None:
+    """Every rank learns whether all ranks finished their setup; those that did raise if another did not."""
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if ok else 0.0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dp._call("the check that every rank is ready", lambda: dist.all_reduce(flag, dist.ReduceOp.MIN))
+    if ok and flag.item() < 1:
+        raise RuntimeError(f"{dp.where}: another rank failed while setting up (see its error above); stopping too")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch(args)
+    dp = join_group(args)
+    if dp is None:
+        return run_here(args)
+    import torch.distributed as dist
+
+    try:
+        return run_here(args, dp)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_here(args: argparse.Namespace, dp: Any = None) -> int:
+    """Train in this process: alone (``dp`` None) or as one rank of a data-parallel group."""
+    import contextlib
+
     import torch
 
     from ebmlab.history.lock import RunLock
 
+    if dp is not None and dp.rank != 0:
+        return run_rank(args, dp)
     out = Path(args.out)
-    check_output(args)
+    try:
+        check_output(args)
+    except Exception:
+        if dp is not None:
+            agree(dp, False)
+        raise
     threads = torch.get_num_threads()  # build() may lower it for a small model; restore for in-process callers
     try:
         with RunLock(out):
-            check_output(args)  # again under the lock: another process may have written OUT meanwhile
-            setup = build(args, history_callbacks(args))
-            if args.resume:
-                resume_from_checkpoint(setup, args)
-            if args.overwrite:  # only once every argument was accepted
-                clear_output(out)
+            with contextlib.ExitStack() as failed:
+                if dp is not None:  # on an error before training, tell the other ranks
+                    failed.callback(agree, dp, False)
+                check_output(args)  # again under the lock: another process may have written OUT meanwhile
+                setup = build(args, history_callbacks(args))
+                if args.resume:
+                    resume_from_checkpoint(setup, args)
+                if args.overwrite:  # only once every argument was accepted
+                    clear_output(out)
+                failed.pop_all()
+            if dp is not None:
+                agree(dp, True)
             began = time.perf_counter()
             setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
             path = setup.model.save(setup.out / MODEL_FILE)
@@ -287,6 +413,26 @@ def run(args: argparse.Namespace) -> int:
     state = setup.trainer.state
     print(summary(setup.trainer.epoch, state.metrics if state else {}, time.perf_counter() - began))
     print(f"model saved to {path}")
+    return 0
+
+
+def run_rank(args: argparse.Namespace, dp: Any) -> int:
+    """A rank other than 0: the same setup without callbacks, lock or output; trains its share of each batch."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        try:
+            setup = build(args)
+            if args.resume:
+                resume_from_checkpoint(setup, args)
+        except Exception:
+            agree(dp, False)
+            raise
+        agree(dp, True)
+        setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
+    finally:
+        torch.set_num_threads(threads)
     return 0
 
 

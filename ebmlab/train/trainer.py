@@ -32,6 +32,7 @@ from ..layers import BernoulliLayer, OneHotLayer
 from ..model import BoltzmannMachine
 from ._targets import resolve
 from .constraints import Constraint
+from .distributed import DataParallel, rank_seed, resume_seed, shares_noise
 from .groups import layer_projections, param_groups
 from .methods import Method
 from .penalties import Penalty
@@ -132,6 +133,12 @@ class Trainer:
     5 ms runs every epoch, and so does one whose ``every_epoch`` attribute is true (the tracked live
     log-likelihood), outside the budget. ``None``: every metric every epoch. ``wall_seconds`` and
     ``samples_per_second`` count the time the metrics took.
+
+    ``process_group``: data-parallel training across the ranks of a ``torch.distributed`` group (see
+    ``ebmlab.train.distributed`` for the contract). None (default): the default group when
+    ``torch.distributed`` is initialized, else this process alone; False: this process alone even then.
+    ``batch_size`` is then the global batch (divisible by the number of ranks); only rank 0 computes
+    metrics, calls callbacks and shows progress.
     """
 
     def __init__(
@@ -151,6 +158,7 @@ class Trainer:
         validation_rows: int = 500,
         max_param_growth: float | None = 1e4,
         metric_budget: float | None = 0.05,
+        process_group: Any = None,
     ) -> None:
         if not isinstance(model, BoltzmannMachine):
             raise TypeError(f"model must be an ebmlab BoltzmannMachine, got {type(model).__name__}")
@@ -186,7 +194,9 @@ class Trainer:
         for i, cb in enumerate(self.callbacks):
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks[{i}] must be an ebmlab.train.Callback, got {type(cb).__name__}")
-        self.generator = torch.Generator(device=model.device).manual_seed(self.seed)
+        self._dp = DataParallel.resolve(process_group)
+        self.generator = torch.Generator(device=model.device).manual_seed(rank_seed(self.seed, method, model, self._dp))
+        self._group_stop = False
         self.epoch = 0
         self.step = 0
         self.history: dict[str, list[float]] = {}
@@ -343,7 +353,15 @@ class Trainer:
             start = time.perf_counter()
             self._unpaused.wait()
             self._paused_seconds += time.perf_counter() - start
-        return not self._stop.is_set()
+        return not self._stopped()
+
+    def _stopped(self) -> bool:
+        """Stopped: here, or under data parallelism on any rank as of the last collective (so all ranks agree)."""
+        return self._stop.is_set() if self._dp is None else self._group_stop
+
+    def _runs_here(self, fn: Any) -> bool:
+        """Whether this rank calls metric ``fn``: always alone or on rank 0; elsewhere only collective ones."""
+        return self._dp is None or self._dp.rank == 0 or getattr(fn, "collective", False)
 
     # -- data ----------------------------------------------------------------------------------
     def _dataset(self, data: Any, name: str) -> tuple[Dataset, torch.Tensor]:
@@ -410,10 +428,15 @@ class Trainer:
         single, paired = self._resolve_metrics()
         if paired and xv is None:
             paired = {}
+        if self._dp is not None:
+            self._dp.check_batches(self.batch_size, rows)
+            single = {n: fn for n, fn in single.items() if self._runs_here(fn)}
+            paired = {n: fn for n, fn in paired.items() if self._runs_here(fn)}
         train_sub = self._subsample(x, 0)
         val_sub = None if xv is None else self._subsample(xv, 1)
         per_epoch = math.ceil(rows / self.batch_size)
         self._stop.clear()
+        self._group_stop = False
         state = TrainState(self, self.model, self.method, self.optimizer, ds, val_ds, self.epoch, epochs)
         state.batches, state.step, state.history, state.lr = per_epoch, self.step, self.history, self.lr
         state.train_seconds, state.metric_seconds = 0.0, 0.0
@@ -422,20 +445,23 @@ class Trainer:
             total=max(epochs - self.epoch, 0) * per_epoch,
             desc="training",
             unit="batch",
-            disable=not self.progress,
+            disable=not self.progress or (self._dp is not None and self._dp.rank != 0),
             dynamic_ncols=True,
         )
         params = list(self.model.parameters())
+        if self._dp is not None:
+            self._dp.broadcast(params)
         self._good = [p.detach().clone() for p in params]
         if self.max_param_growth is not None:
             self._param_limit = self.max_param_growth * max(1.0, float(self._largest(params)))
         self._running = True
         began = time.perf_counter()
+        callbacks = self._callbacks()
         try:
-            for cb in self.callbacks:
+            for cb in callbacks:
                 cb.on_train_begin(state)
             self._prepare_stateful(state)
-            while self.epoch < epochs and not self._stop.is_set():
+            while self.epoch < epochs and not self._stopped():
                 if not self._epoch(x if source is None else source, state, bar, params, began):
                     break
                 start = time.perf_counter()
@@ -454,13 +480,15 @@ class Trainer:
                 state.lr = self.lr
                 state.elapsed = time.perf_counter() - began
                 bar.set_postfix(_postfix(state.metrics), refresh=False)
-                for cb in self.callbacks:
+                for cb in callbacks:
                     cb.on_epoch_end(state)
+                if self._dp is not None:
+                    self._group_stop = self._dp.epoch_end(params, self._stop.is_set(), self.epoch)
         finally:
             self._running = False
             bar.close()
             state.elapsed = time.perf_counter() - began
-            for cb in self.callbacks:
+            for cb in callbacks:
                 cb.on_train_end(state)
         return self.history
 
@@ -481,7 +509,7 @@ class Trainer:
             state.batch, state.step, state.loss, state.lr = b, self.step, loss, self.lr
             state.elapsed = time.perf_counter() - began
             bar.update(1)
-            for cb in self.callbacks:
+            for cb in self._callbacks():
                 cb.on_batch_end(state)
         wall = time.perf_counter() - start - self._paused_seconds
         self._train_clock = self._clock() - clock - (self._paused_seconds if self.model.device.type == "cuda" else 0.0)
@@ -504,9 +532,19 @@ class Trainer:
         stream = x.to(m.device, m.dtype).batches(self.batch_size, seed=seed)
         return (m._visible(batch, "data").detach() for batch in stream)
 
+    def _callbacks(self) -> list[Callback]:
+        """The callbacks this process calls: all of them, or none on a data-parallel rank other than 0."""
+        return self.callbacks if self._dp is None or self._dp.rank == 0 else []
+
     def _train_step(self, batch: torch.Tensor, params: list[torch.nn.Parameter]) -> float:
         self.optimizer.zero_grad(set_to_none=True)
-        loss = float(self.method.backward(self.model, batch, self.generator))
+        if self._dp is None:
+            loss = float(self.method.backward(self.model, batch, self.generator))
+        else:  # this rank's rows; gradients, loss and stop all-reduced (see ``distributed``)
+            loss, stop = self._dp.backward(
+                self.method, self.model, batch, self.generator, params, self._stop.is_set(), self.step + 1
+            )
+            self._group_stop = self._group_stop or stop
         if not math.isfinite(loss):
             self._rollback(params)
             raise TrainingDiverged(
@@ -566,6 +604,8 @@ class Trainer:
     def _prepare_stateful(self, state: TrainState) -> None:
         """Bring stateful metrics (the live log-likelihood) to the current parameters before training."""
         for fn in self._stateful().values():
+            if not self._runs_here(fn):
+                continue
             start, wall = self._clock(), time.perf_counter()
             fn.update(self.model)
             state.metric_seconds += time.perf_counter() - wall
@@ -604,7 +644,10 @@ class Trainer:
     ) -> dict[str, float]:
         """The epoch's metrics: scheduled ones computed, the others NaN (with their ``_stderr``)."""
         out = dict(metrics)
-        every = {n for n, fn in [*single.items(), *paired.items()] if getattr(fn, "every_epoch", False)}
+        every = {
+            n for n, fn in [*single.items(), *paired.items()]
+            if getattr(fn, "every_epoch", False) or getattr(fn, "collective", False)
+        }
         scheduled = self._scheduled([n for n in [*single, *paired] if n not in every], final)
         for name, fn in [*single.items(), *paired.items()]:
             names = [name] if name in paired or valid is None else [name, f"val_{name}"]
@@ -661,6 +704,9 @@ class Trainer:
         self.generator.set_state(state["generator"])
         self.seed, self.epoch, self.step = int(state["seed"]), int(state["epoch"]), int(state["step"])
         self.history = {k: list(v) for k, v in state["history"].items()}
+        if self._dp is not None and self._dp.world > 1 and not shares_noise(self.method, self.model):
+            self.generator.manual_seed(resume_seed(self.seed, self.step, self._dp.rank))  # per-rank chains re-drawn
+            self.method.reset()
         self._bind_constraints()
         for fn in self._stateful().values():
             fn.reset()

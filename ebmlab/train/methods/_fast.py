@@ -42,10 +42,19 @@ def is_bernoulli_rbm(model: BoltzmannMachine) -> bool:
     return model.depth == 2 and all(_computes_as_bernoulli(type(layer)) for layer in model.layers)
 
 
-def _bernoulli(logits: torch.Tensor, beta: Beta, generator: torch.Generator | None) -> torch.Tensor:
-    """Draw x ~ Bernoulli(σ(β·logits)) with one uniform per unit (as ``BernoulliLayer.sample``)."""
+def _bernoulli(
+    logits: torch.Tensor, beta: Beta, generator: torch.Generator | None, shard: tuple[int, int, int] | None = None
+) -> torch.Tensor:
+    """Draw x ~ Bernoulli(σ(β·logits)) with one uniform per unit (as ``BernoulliLayer.sample``).
+
+    ``shard`` = (rows, start, stop): ``logits`` are rows start:stop of a batch of ``rows``; the uniforms
+    of all ``rows`` are drawn and rows start:stop kept, so the draws equal those of the whole batch."""
     p = torch.sigmoid(logits if isinstance(beta, float) and beta == 1.0 else _scale(logits, beta))
-    return torch.rand(p.shape, dtype=p.dtype, device=p.device, generator=generator).lt_(p)
+    if shard is None:
+        return torch.rand(p.shape, dtype=p.dtype, device=p.device, generator=generator).lt_(p)
+    rows, start, stop = shard
+    u = torch.rand((rows, *p.shape[1:]), dtype=p.dtype, device=p.device, generator=generator)
+    return u[start:stop].lt_(p)
 
 
 def _scale(x: torch.Tensor, beta: Beta) -> torch.Tensor:
@@ -57,6 +66,8 @@ class FastRBM:
 
     def __init__(self) -> None:
         self._key: tuple | None = None
+        # (rows, start, stop) when the batch is rows start:stop of a larger one (data-parallel CD)
+        self.shard: tuple[int, int, int] | None = None
 
     def _buffers(self, model: BoltzmannMachine, rows: int, chains: int) -> None:
         key = (rows, chains, model.dtype, model.device, *model.sizes)
@@ -77,7 +88,7 @@ class FastRBM:
         self._buffers(model, rows, rows)
         self.x[:rows].copy_(data)
         torch.addmm(c, data, w, out=self.a[:rows])
-        return _bernoulli(self.a[:rows], 1.0, generator)
+        return _bernoulli(self.a[:rows], 1.0, generator, self.shard)
 
     @torch.no_grad()
     def sweeps(
@@ -101,16 +112,16 @@ class FastRBM:
         if fuse:
             self._buffers(model, rows, h.shape[0])
         for step in range(steps):
-            v = _bernoulli(torch.addmm(b, h, w.T), beta, generator)
+            v = _bernoulli(torch.addmm(b, h, w.T), beta, generator, self.shard)
             if step < steps - 1:
-                h = _bernoulli(torch.addmm(c, v, w), beta, generator)
+                h = _bernoulli(torch.addmm(c, v, w), beta, generator, self.shard)
         self.x[rows:].copy_(v)
         if fuse:
             self.x[:rows].copy_(data)
             torch.addmm(c, self.x, w, out=self.a)
         else:
             torch.addmm(c, v, w, out=self.a[rows:])
-        return v, _bernoulli(self.a[rows:], beta, generator)
+        return v, _bernoulli(self.a[rows:], beta, generator, self.shard)
 
     @torch.no_grad()
     def gradient(self, model: BoltzmannMachine) -> torch.Tensor:

@@ -43,6 +43,12 @@ class CD(Method):
         self.sampler = get_sampler(sampler)
         self._custom_sampler = sampler is not None
         self._fast = FastRBM()
+        # (rows, start, stop): the batch is rows start:stop of a global batch (set by data-parallel training)
+        self.noise_rows: tuple[int, int, int] | None = None
+
+    def fast_path(self, model: BoltzmannMachine) -> bool:
+        """True when ``backward`` takes the analytic Bernoulli-RBM route (which honours ``noise_rows``)."""
+        return is_bernoulli_rbm(model) and self.start == "data" and not self._custom_sampler
 
     def loss(self, model: BoltzmannMachine, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         pos, states = positive_phase(model, batch, self.mean_field_steps)
@@ -59,8 +65,9 @@ class CD(Method):
         return pos.mean() - model_free_energy(model, chains).mean()
 
     def backward(self, model: BoltzmannMachine, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        if not is_bernoulli_rbm(model) or self.start == "noise" or self._custom_sampler:
+        if not self.fast_path(model):
             return super().backward(model, batch, generator)
+        self._fast.shard = self.noise_rows
         h = self._fast.start(model, batch, generator)
         self.particles = list(self._fast.sweeps(model, batch, h, self.k, 1.0, generator, fuse=False))
         return self._fast.gradient(model)

@@ -1,0 +1,55 @@
+"""Data-parallel pieces that need no process group: bad input refused by name, argv, combining estimates."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+import ebmlab
+from ebmlab.cli import main
+from ebmlab.commands.train import launch_argv
+from ebmlab.evaluate.sharded import combine_log_z
+from ebmlab.train import CD, Trainer
+from ebmlab.train.distributed import DataParallel, init_process_group
+
+from . import _spawn
+from .test_cli import TINY
+
+
+def test_bad_data_parallel_input_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    dp = DataParallel(None, 0, 2)
+    with pytest.raises(ValueError, match=r"batch_size \(25\) must be divisible by the number of ranks \(2\)"):
+        dp.check_batches(25, 100)
+    with pytest.raises(ValueError, match=r"last batch .* 1 row"):
+        dp.check_batches(20, 101)
+    dp.check_batches(20, 102)  # a last batch of 2 rows: one each
+    assert [DataParallel(None, r, 2).rows(11) for r in (0, 1)] == [(0, 6), (6, 11)]
+    model = ebmlab.BoltzmannMachine([ebmlab.BernoulliLayer(4), ebmlab.BernoulliLayer(2)])
+    with pytest.raises(TypeError, match=r"process_group must be a torch\.distributed ProcessGroup"):
+        Trainer(model, CD(), process_group="gloo")
+    with pytest.raises(ValueError, match="backend 'nccl' needs a CUDA device"):
+        init_process_group(torch.device("cpu"), backend="nccl")
+    assert main([*TINY, "--nproc", "0"]) == 2
+    assert "--nproc must be an integer >= 1" in capsys.readouterr().err
+    for name, value in _spawn.rank_env(0, 2, 1).items():
+        monkeypatch.setenv(name, value)
+    assert main([*TINY, "--device", "cpu", "--backend", "nccl"]) == 2
+    assert "--backend nccl needs a CUDA device" in capsys.readouterr().err
+    assert main([*TINY, "--nproc", "2"]) == 2
+    assert "under torchrun leave --nproc out" in capsys.readouterr().err
+    assert os.environ["WORLD_SIZE"] == "2"
+
+
+def test_launch_argv_drops_nproc_only() -> None:
+    argv = ["train", "--nproc", "2", "--epochs", "3", "--nproc=4", "--npro", "3", "--out", "x"]
+    assert launch_argv(argv) == ["train", "--epochs", "3", "--out", "x"]
+
+
+def test_combine_log_z_is_the_mean_of_z() -> None:
+    value, stderr = combine_log_z(torch.tensor([1.0, 1.0]), torch.tensor([0.2, 0.2]))
+    assert value == pytest.approx(1.0) and stderr == pytest.approx(0.2 / 2**0.5)
+    value, _ = combine_log_z(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 0.0]))
+    assert value == pytest.approx(math.log((1 + math.exp(2.0)) / 2))
