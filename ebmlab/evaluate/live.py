@@ -48,6 +48,7 @@ from __future__ import annotations
 import abc
 import copy
 import math
+import time
 from typing import Any
 
 import torch
@@ -55,6 +56,7 @@ import torch
 from .._checks import check_positive_int
 from ..layers import BernoulliLayer, OneHotLayer
 from ._common import Estimate, check_model
+from .bar import bennett
 from .exact import enumeration_cost, log_partition
 
 METHODS = ("auto", "exact", "tracked")
@@ -123,6 +125,8 @@ class LiveLogLikelihood(StatefulMetric):
         method: str = "auto",
         exact_limit: float = EXACT_LIMIT,
         seed: int = 0,
+        every: int = 5,
+        chain_sweeps: int = 1,
     ) -> None:
         self.particles = check_positive_int(particles, "particles", minimum=2)
         self.sweeps = check_positive_int(sweeps, "sweeps", minimum=0)
@@ -138,6 +142,8 @@ class LiveLogLikelihood(StatefulMetric):
         self.ess, self.resample, self.method = float(ess), float(resample), method
         self.exact_limit = float(exact_limit)
         self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.every = check_positive_int(every, "every")
+        self.chain_sweeps = check_positive_int(chain_sweeps, "chain_sweeps")
         self.reset()
 
     def reset(self) -> None:
@@ -153,6 +159,12 @@ class LiveLogLikelihood(StatefulMetric):
         self.mode: str | None = None
         self.steps = 0
         self.jump_acceptance = math.nan
+        self._hooked = 0  # training steps seen through ``after_step``
+        self._f: torch.Tensor | None = None  # F at the checkpoint's parameters of its samples ``_v``
+        self._peek = (0.0, 0.0)  # (log Z now − log Z at the checkpoint, its variance)
+        self.checkpoints = 0
+        self.overlap = math.nan  # the smallest BAR overlap of a bridge so far (1: identical, 0: disjoint)
+        self.seconds = 0.0  # CPU seconds spent in ``after_step``
 
     # -- public --------------------------------------------------------------------------------
     @property
@@ -164,7 +176,9 @@ class LiveLogLikelihood(StatefulMetric):
     @property
     def log_z(self) -> Estimate:
         """The current log Z estimate with its standard error (NaN before the first update)."""
-        return Estimate(self._log_z, math.sqrt(self._var + self._block_variance()) if self._v is not None else 0.0)
+        if self._v is None:
+            return Estimate(self._log_z, 0.0)
+        return Estimate(self._log_z + self._peek[0], math.sqrt(self._var + self._block_variance() + self._peek[1]))
 
     @torch.no_grad()
     def update(self, model: Any) -> None:
@@ -179,9 +193,27 @@ class LiveLogLikelihood(StatefulMetric):
             self._log_z = log_partition(model)
         elif self._v is None:
             self._anchor(model)
+        elif self._hooked:
+            self._peek = self._importance(model)
         else:
             self._track(self._previous, model)
         self._params = [p.clone() for p in params]
+
+    @torch.no_grad()
+    def after_step(self, model: Any, method: Any = None) -> None:
+        """The Trainer's hook after every optimizer step (tracked mode; nothing to do otherwise).
+
+        Every ``every`` steps: ``chain_sweeps`` block-Gibbs sweeps of the metric's own chains under the
+        current parameters θ_c, and the bridge-sampling estimate of log Z_c − log Z_{c−1} between the
+        chains before and after the sweeps (see ``bridge``), added to log Z. ``method`` is not used: the
+        training's own chains cannot serve, the update that follows them raises F where they sit."""
+        if self.mode != "tracked" or self._v is None:
+            return
+        start = time.process_time()
+        self._hooked += 1
+        if self._hooked % self.every == 0:
+            self._checkpoint(model)
+        self.seconds += time.process_time() - start
 
     def __call__(self, model: Any, data: Any) -> Estimate:
         """Mean over rows of −F(v) − log Z, with the standard error of log Z."""
@@ -257,6 +289,7 @@ class LiveLogLikelihood(StatefulMetric):
             v = self._v
             self._v = self._move(1.0, v @ wa, v @ wb, a, b, rows)
         self._previous.load_state_dict(b.state_dict())
+        self._f, self._peek = None, (0.0, 0.0)
 
     def _next_s(self, s: float, now: torch.Tensor, neg_f: Any) -> float:
         """The largest s' ≤ 1 whose conditional ESS is at least ``ess`` × particles (bisection)."""
@@ -284,7 +317,7 @@ class LiveLogLikelihood(StatefulMetric):
     def _maybe_resample(self) -> None:
         """Systematic resampling when the ESS falls below ``resample`` × particles; logs the block variance."""
         assert self._log_w is not None and self._v is not None
-        n = self.particles
+        n = self._v.shape[0]
         w = torch.exp(self._log_w)
         ess = float(1.0 / (w * w).sum())
         if ess >= self.resample * n:
@@ -300,7 +333,7 @@ class LiveLogLikelihood(StatefulMetric):
         if self._log_w is None:
             return 0.0
         w = torch.exp(self._log_w)
-        return max(float(w.pow(2).sum()) - 1.0 / self.particles, 0.0)
+        return max(float(w.pow(2).sum()) - 1.0 / w.shape[0], 0.0)
 
     def _move(
         self, s: float, fa: torch.Tensor, fb: torch.Tensor, a: Any, b: Any, rows: Rows | None
@@ -351,14 +384,85 @@ class LiveLogLikelihood(StatefulMetric):
 
         old = log_pi(h_a, h_b, field) - log_q(h_a, h_b)
         for _ in range(self.jumps):
-            pick = torch.randint(n, (self.particles,), generator=g, device=ra.device)
+            pick = torch.randint(n, (h_a.shape[0],), generator=g, device=ra.device)
             new_a, new_b = ha.sample(ra[pick], 1.0 - s, g), hb.sample(rb[pick], s, g)
             new_field = self._visible_field(s, new_a, new_b, a, b)
             new = log_pi(new_a, new_b, new_field) - log_q(new_a, new_b)
-            u = torch.rand(self.particles, dtype=torch.float64, device=ra.device, generator=g)
+            u = torch.rand(h_a.shape[0], dtype=torch.float64, device=ra.device, generator=g)
             accept = torch.log(u) < new - old
             self.jump_acceptance = float(accept.double().mean())
             keep = accept.unsqueeze(1)
             h_a, h_b = torch.where(keep, new_a, h_a), torch.where(keep, new_b, h_b)
             field, old = torch.where(keep, new_field, field), torch.where(accept, new, old)
         return field
+
+    # -- per-step tracking (Desjardins, Courville & Bengio 2011) -------------------------------------
+    @staticmethod
+    def _free(model: Any, v: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        """F(v) = H_v(v) − log Z_h(v W) in float64, from the hidden ``field`` = v W."""
+        visible, hidden = model.layers
+        return (visible.energy(v) - hidden.log_partition(field)).to(torch.float64)
+
+    def _checkpoint(self, b: Any) -> None:
+        """Bridge from the last checkpoint (``_previous``, its samples ``_v``) to the model ``b``: sweep the
+        samples under ``b`` (h given v, then v given h), then Bennett's acceptance ratio between the two sets."""
+        a, x_a, g = self._previous, self._v, self._generator
+        visible, hidden = b.layers
+        w_a, w_b = a.weights[0], b.weights[0]
+        if self._f is None:  # particles from annealing: resample to equal weights first
+            self._resample()
+            x_a = self._v
+            self._f = self._free(a, x_a, x_a @ w_a)
+        field = x_a @ w_b
+        f_ba = self._free(b, x_a, field)
+        x_b = x_a
+        for sweep in range(self.chain_sweeps):
+            if sweep:
+                field = x_b @ w_b
+            h = hidden.sample(field, 1.0, g)
+            x_b = visible.sample(hidden.rescale(h) @ w_b.T, 1.0, g)
+        f_bb = self._free(b, x_b, x_b @ w_b)
+        f_ab = self._free(a, x_b, x_b @ w_a)
+        delta, var, overlap = bridge(self._f - f_ba, f_ab - f_bb)
+        self._log_z += delta
+        self._var += var
+        self.overlap = min(self.overlap, overlap) if self.checkpoints else overlap
+        self.checkpoints += 1
+        a.load_state_dict(b.state_dict())
+        self._v, self._f = x_b, f_bb
+        self._log_w = torch.full((x_b.shape[0],), -math.log(x_b.shape[0]), dtype=torch.float64, device=x_b.device)
+        self._peek = (0.0, 0.0)
+
+    def _importance(self, model: Any) -> tuple[float, float]:
+        """log Z(model) − log Z at the last checkpoint by importance sampling with its samples, and its
+        variance (delta method: Σ w² − 1/n for normalized weights w)."""
+        if self._f is None:
+            self._f = self._free(self._previous, self._v, self._v @ self._previous.weights[0])
+        lw = self._log_w + self._f - self._free(model, self._v, self._v @ model.weights[0])
+        delta = torch.logsumexp(lw, 0)
+        w = torch.exp(lw - delta)
+        return float(delta), max(float(w.pow(2).sum()) - 1.0 / w.shape[0], 0.0)
+
+    def _resample(self) -> None:
+        """Systematic resampling to equal weights (a no-op when they are equal already)."""
+        assert self._log_w is not None
+        if float(self._log_w.max() - self._log_w.min()) > 0:
+            keep = self.resample
+            self.resample = 1.0 + 1e-9  # below any ESS: _maybe_resample always resamples
+            try:
+                self._maybe_resample()
+            finally:
+                self.resample = keep
+
+
+def bridge(ux: torch.Tensor, uy: torch.Tensor) -> tuple[float, float, float]:
+    """Bennett's acceptance ratio for Δ = log Z_1 − log Z_0 from u = log f_1 − log f_0 at n_0 samples of p_0
+    (``ux``) and n_1 samples of p_1 (``uy``): Σ_x σ(u_x − Δ + M) = Σ_y σ(Δ − M − u_y), M = log(n_1 / n_0).
+
+    Returns (Δ, its asymptotic variance Σ_sets (⟨s²⟩/⟨s⟩² − 1)/n with s the terms of each side, the
+    overlap ⟨s⟩_x + ⟨s⟩_y: 1 when p_0 = p_1, near 0 when they do not overlap)."""
+    m = math.log(uy.shape[0] / ux.shape[0])
+    shift = float(bennett(ux + m, uy + m, iterations=60))
+    sx, sy = torch.sigmoid(ux + m - shift), torch.sigmoid(shift - m - uy)
+    var = sum(float(s.pow(2).mean() / s.mean().pow(2) - 1.0) / s.shape[0] for s in (sx, sy))
+    return shift, max(var, 0.0), float(sx.mean() + sy.mean())

@@ -204,6 +204,7 @@ class Trainer:
         self._metric_credit = 0.0
         self._stderr_names: set[str] = set()
         self._train_clock = 0.0
+        self._step_hooks: list[Callable[..., None]] = []
 
     # -- construction helpers ------------------------------------------------------------------
     def _make_optimizer(self, optimizer: OptimizerArg, lr: float) -> torch.optim.Optimizer:
@@ -477,6 +478,8 @@ class Trainer:
                 return False
             self._apply_lr()
             loss = self._train_step(batch, params)
+            for hook in self._step_hooks:
+                hook(self.model, self.method)
             total += loss * batch.shape[0]
             state.batch, state.step, state.loss, state.lr = b, self.step, loss, self.lr
             state.elapsed = time.perf_counter() - began
@@ -564,7 +567,9 @@ class Trainer:
         return time.process_time()
 
     def _prepare_stateful(self, state: TrainState) -> None:
-        """Bring stateful metrics (the live log-likelihood) to the current parameters before training."""
+        """Bring stateful metrics (the live log-likelihood) to the current parameters before training; those with
+        an ``after_step(model, method)`` hook get it after every optimizer step."""
+        self._step_hooks = [fn.after_step for fn in self._stateful().values() if hasattr(fn, "after_step")]
         for fn in self._stateful().values():
             start, wall = self._clock(), time.perf_counter()
             fn.update(self.model)
