@@ -127,6 +127,7 @@ class LiveLogLikelihood(StatefulMetric):
         seed: int = 0,
         every: int = 5,
         chain_sweeps: int = 1,
+        min_overlap: float = 0.2,
     ) -> None:
         self.particles = check_positive_int(particles, "particles", minimum=2)
         self.sweeps = check_positive_int(sweeps, "sweeps", minimum=0)
@@ -144,6 +145,9 @@ class LiveLogLikelihood(StatefulMetric):
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.every = check_positive_int(every, "every")
         self.chain_sweeps = check_positive_int(chain_sweeps, "chain_sweeps")
+        if isinstance(min_overlap, bool) or not isinstance(min_overlap, (int, float)) or not 0 <= min_overlap <= 1:
+            raise ValueError(f"min_overlap must be a number in [0, 1], got {min_overlap!r}")
+        self.min_overlap = float(min_overlap)
         self.reset()
 
     def reset(self) -> None:
@@ -163,6 +167,7 @@ class LiveLogLikelihood(StatefulMetric):
         self._f: torch.Tensor | None = None  # F at the checkpoint's parameters of its samples ``_v``
         self._peek = (0.0, 0.0)  # (log Z now − log Z at the checkpoint, its variance)
         self.checkpoints = 0
+        self.floored = 0  # calls at which log Z was lifted to the data bound
         self.overlap = math.nan  # the smallest BAR overlap of a bridge so far (1: identical, 0: disjoint)
         self.seconds = 0.0  # CPU seconds spent in ``after_step``
 
@@ -224,10 +229,34 @@ class LiveLogLikelihood(StatefulMetric):
             if self.mode == "tracked":
                 self._params = None  # move the particles now that there are rows to propose jumps from
         self.update(model)
-        z = self.log_z
         with torch.no_grad():
-            neg_f = -model._free_energy(x).to(torch.float64).mean()
-        return Estimate(float(neg_f) - float(z), z.stderr)
+            neg_f = -model._free_energy(x).to(torch.float64)
+            if self.mode == "tracked":
+                self._floor(x, neg_f)
+        z = self.log_z
+        stderr = z.stderr if self.trusted else math.inf
+        return Estimate(float(neg_f.mean()) - float(z), stderr)
+
+    @property
+    def trusted(self) -> bool:
+        """False once the tracked log Z is known to be off: a bridge's overlap fell below ``min_overlap`` (the
+        chains lost track of the model), or log Z fell below the data bound (see ``_floor``). The
+        metric's ``stderr`` is then ``inf``; ``reset()`` (or a new Trainer) starts over."""
+        if self.mode != "tracked":
+            return True
+        return not self.floored and (not self.checkpoints or self.overlap >= self.min_overlap)
+
+    def _floor(self, x: torch.Tensor, neg_f: torch.Tensor) -> None:
+        """Z = Σ_v exp(−F(v)) ≥ Σ over the distinct rows of ``x`` of exp(−F): when the tracked log Z is below
+        that bound it is certainly too low; lift it to the bound (closer to the truth) and count it."""
+        _, inverse = torch.unique(x, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), x.shape[0], dtype=torch.long, device=x.device)
+        first.scatter_reduce_(0, inverse, torch.arange(x.shape[0], device=x.device), "amin")
+        bound = float(torch.logsumexp(neg_f[first], 0))
+        lift = bound - float(self.log_z)
+        if lift > 0:
+            self._log_z += lift
+            self.floored += 1
 
     # -- modes ---------------------------------------------------------------------------------
     def _choose_mode(self, model: Any) -> str:
