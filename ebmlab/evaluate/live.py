@@ -125,7 +125,7 @@ class LiveLogLikelihood(StatefulMetric):
         method: str = "auto",
         exact_limit: float = EXACT_LIMIT,
         seed: int = 0,
-        every: int = 5,
+        every: int = 10,
         chain_sweeps: int = 1,
         min_overlap: float = 0.2,
         data_samples: int = 200,
@@ -201,6 +201,8 @@ class LiveLogLikelihood(StatefulMetric):
             self._log_z = log_partition(model)
         elif self._v is None:
             self._anchor(model)
+        elif self.lost:
+            pass  # the chains lost track: ``__call__`` estimates log Z from its data rows (see ``_lift``)
         elif self._hooked:
             self._peek = self._importance(model)
         else:
@@ -215,7 +217,7 @@ class LiveLogLikelihood(StatefulMetric):
         current parameters θ_c, and the bridge-sampling estimate of log Z_c − log Z_{c−1} between the
         chains before and after the sweeps (see ``bridge``), added to log Z. ``method`` is not used: the
         training's own chains cannot serve, the update that follows them raises F where they sit."""
-        if self.mode != "tracked" or self._v is None:
+        if self.mode != "tracked" or self._v is None or self.lost:
             return
         start = time.process_time()
         self._hooked += 1
@@ -242,6 +244,12 @@ class LiveLogLikelihood(StatefulMetric):
         return Estimate(float(neg_f.mean()) - float(z), stderr)
 
     @property
+    def lost(self) -> bool:
+        """True once a bridge's overlap fell below ``min_overlap``: the chains cannot follow the training, so
+        the metric stops bridging and each call's log Z is the larger of the data bounds of ``_lift`` alone."""
+        return self.mode == "tracked" and self.checkpoints > 0 and self.overlap < self.min_overlap
+
+    @property
     def trusted(self) -> bool:
         """False once the tracked log Z is known to be off: a bridge's overlap fell below ``min_overlap`` (the
         chains lost track of the model), or log Z fell below the data bound (see ``_lift``). The
@@ -252,8 +260,9 @@ class LiveLogLikelihood(StatefulMetric):
 
     def _lift(self, model: Any, x: torch.Tensor, neg_f: torch.Tensor) -> None:
         """Two estimates of log Z that can only err low (in expectation), from the rows ``x``; when the larger is
-        above the tracked log Z (the sampled one by more than 3 of its standard errors), the tracked one lifts
-        to it (it is then closer to the truth) and ``floored`` counts it (the verdict turns untrusted).
+        above the tracked log Z (the sampled one by more than 3 of its standard errors while it is trusted), the
+        tracked one lifts to it (it is then closer to the truth) and ``floored`` counts it (the verdict turns
+        untrusted). Once ``lost``, log Z is the larger of the two, afresh at every change of the parameters.
 
         * Z = Σ_v exp(−F(v)) ≥ Σ over the distinct rows of exp(−F): a certain bound.
         * Importance sampling of the hidden marginal from the data: h ~ q(h) = (1/N) Σ_n p(h | x_n), then
@@ -266,9 +275,13 @@ class LiveLogLikelihood(StatefulMetric):
         first.scatter_reduce_(0, inverse, torch.arange(x.shape[0], device=x.device), "amin")
         bound = float(torch.logsumexp(neg_f[first], 0))
         z = self.log_z
-        if self.data_samples:  # a sampled estimate: it must clear the tracked one by 3 standard errors
-            sampled = data_log_partition(model, x, self.data_samples, self._generator) - 3 * z.stderr
+        if self.data_samples:  # a sampled estimate: it must clear a trusted tracked one by 3 standard errors
+            margin = 3 * z.stderr if self.trusted else 0.0
+            sampled = data_log_partition(model, x, self.data_samples, self._generator) - margin
             bound = max(bound, sampled)
+        if self.lost:
+            self._log_z, self._peek = bound, (0.0, 0.0)
+            return
         lift = bound - float(z)
         if lift > 0:
             self._log_z += lift
@@ -507,7 +520,7 @@ def bridge(ux: torch.Tensor, uy: torch.Tensor) -> tuple[float, float, float]:
     Returns (Δ, its asymptotic variance Σ_sets (⟨s²⟩/⟨s⟩² − 1)/n with s the terms of each side, the
     overlap ⟨s⟩_x + ⟨s⟩_y: 1 when p_0 = p_1, near 0 when they do not overlap)."""
     m = math.log(uy.shape[0] / ux.shape[0])
-    shift = float(bennett(ux + m, uy + m, iterations=60))
+    shift = float(bennett(ux + m, uy + m, iterations=40))
     sx, sy = torch.sigmoid(ux + m - shift), torch.sigmoid(shift - m - uy)
     var = sum(float(s.pow(2).mean() / s.mean().pow(2) - 1.0) / s.shape[0] for s in (sx, sy))
     return shift, max(var, 0.0), float(sx.mean() + sy.mean())
@@ -520,7 +533,10 @@ def data_log_partition(model: Any, x: torch.Tensor, samples: int, generator: tor
     visible, hidden = model.layers
     w = model.weights[0]
     field = visible.rescale(x) @ w
-    pick = torch.randint(x.shape[0], (samples,), generator=generator, device=x.device)
+    n = x.shape[0]  # distinct rows first (less variance), then rows at random: each draw is marginally from q
+    pick = torch.randperm(n, generator=generator, device=x.device)[:samples]
+    if samples > n:
+        pick = torch.cat([pick, torch.randint(n, (samples - n,), generator=generator, device=x.device)])
     h = hidden.sample(field[pick], 1.0, generator)
     energy = hidden.energy(h).to(torch.float64)
     neg_fh = visible.log_partition(hidden.rescale(h) @ w.T).to(torch.float64) - energy
