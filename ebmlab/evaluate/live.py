@@ -231,11 +231,9 @@ class LiveLogLikelihood(StatefulMetric):
             self._log_z = log_partition(model)
         elif self._v is None:
             self._anchor(model)
-        elif self.lost:
-            pass  # the chains lost track: ``__call__`` estimates log Z from its data rows (see ``_lift``)
-        elif self._hooked:
+        elif self._hooked and not self.lost:  # once lost, ``__call__`` takes log Z from its rows (``_lift``)
             self._peek = self._importance(model)
-        else:
+        elif not self._hooked:
             self._track(self._previous, model)
         self._params = [p.clone() for p in params]
 
@@ -408,13 +406,14 @@ class LiveLogLikelihood(StatefulMetric):
                 hi = mid
         return lo if lo > s else hi
 
-    def _maybe_resample(self) -> None:
-        """Systematic resampling when the ESS falls below ``resample`` × particles; logs the block variance."""
+    def _maybe_resample(self, force: bool = False) -> None:
+        """Systematic resampling when the ESS falls below ``resample`` × particles (or ``force``); logs the block
+        variance."""
         assert self._log_w is not None and self._v is not None
         n = self._v.shape[0]
         w = torch.exp(self._log_w)
         ess = float(1.0 / (w * w).sum())
-        if ess >= self.resample * n:
+        if ess >= self.resample * n and not force:
             return
         self._var += max(1.0 / ess - 1.0 / n, 0.0)
         u = (torch.rand((), dtype=torch.float64, device=w.device, generator=self._generator) + torch.arange(
@@ -541,12 +540,7 @@ class LiveLogLikelihood(StatefulMetric):
         """Systematic resampling to equal weights (a no-op when they are equal already)."""
         assert self._log_w is not None
         if float(self._log_w.max() - self._log_w.min()) > 0:
-            keep = self.resample
-            self.resample = 1.0 + 1e-9  # below any ESS: _maybe_resample always resamples
-            try:
-                self._maybe_resample()
-            finally:
-                self.resample = keep
+            self._maybe_resample(force=True)
 
 
 def bridge(ux: torch.Tensor, uy: torch.Tensor) -> tuple[float, float, float]:
