@@ -93,7 +93,8 @@ class StatefulMetric(abc.ABC):
     (advance the state to the model's current parameters without data) and ``reset()`` (forget it).
 
     A registry entry that is a ``StatefulMetric`` subclass is a factory: ``get_metric`` and the
-    Trainer build one instance per use; the Trainer calls ``update`` before its first epoch and
+    Trainer build one instance per use; the Trainer calls ``update`` before its first epoch,
+    ``after_step(model, method)`` after every optimizer step when the metric defines it (optional), and
     ``reset`` when its state is loaded from a checkpoint.
     """
 

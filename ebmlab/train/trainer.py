@@ -120,7 +120,8 @@ class Trainer:
     A metric may return an ``Estimate`` (a float with ``.stderr``); its standard error is recorded as
     ``<name>_stderr``. Stateful metrics (``ebmlab.evaluate.StatefulMetric``, e.g. the live
     ``log_likelihood``) are built once per Trainer, brought to the initial parameters before the first
-    epoch, and reset by ``load_state_dict``.
+    epoch, given ``after_step(model, method)`` after every optimizer step when they define it, and reset by
+    ``load_state_dict``.
 
     ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
     Each metric's cost (its training and validation calls) is measured in CPU seconds of this
