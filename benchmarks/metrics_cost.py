@@ -1,6 +1,6 @@
-"""What the Trainer's default metrics cost, and how far the live log-likelihood is from a long AIS.
+"""What the Trainer's default metrics cost, and how far the live log-likelihood is from a converged estimate.
 
-Trains a 784×500 Bernoulli RBM with PCD-1 (100 chains, batch 100, Adam lr 1e-3) on MNIST
+Trains a 784×500 Bernoulli RBM with PCD-1 (100 chains, batch 100, the Trainer's SGD at ``--lr``) on MNIST
 ``train5k`` (``--data-dir``; random binary rows of the same shape when absent) for ``--epochs``
 epochs, with a 10 % validation split, three ways in one run, alternating so that load on the
 machine hits them alike: no metrics (``metrics={}``), the default metrics under the default
@@ -9,11 +9,13 @@ machine hits them alike: no metrics (``metrics={}``), the default metrics under 
 timed in wall and process CPU seconds (CPU time is not inflated by other processes sharing the
 machine), and split by the Trainer itself (``TrainState.metric_seconds`` / ``train_seconds``, wall
 seconds inside the same fit: the least noisy figure on a shared machine). Prints seconds per epoch,
-the ratios to the plain fit, how often each metric ran, and the
-last live log-likelihood beside forward AIS (``ebmlab.evaluate.ais``, ``--ais-chains`` chains,
-``--ais-steps`` temperatures) on the same rows.
+the ratios to the plain fit, how often each metric ran, the live log-likelihood curve (train and
+validation, with its standard error: ``inf`` when the metric does not trust itself) and, on the
+final model, the validation log-likelihood bracket of ``ebmlab.evaluate.log_likelihood_bracket``
+(PT + BAR upper side, RAISE conservative side; ``--bracket-chains`` PT chains; 0 skips it) beside
+the live value.
 
-    python benchmarks/metrics_cost.py [--epochs 20] [--repeats 2] [--threads 1]
+    python benchmarks/metrics_cost.py [--epochs 20] [--repeats 2] [--threads 1] [--kinds none,live]
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import as_dataset, load
-from ebmlab.evaluate import ais
+from ebmlab.evaluate import log_likelihood_bracket
 from ebmlab.train import PCD, Callback, Trainer
 
 DATA_DIR = Path(os.environ.get("EBMLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -50,13 +52,13 @@ class Inside(Callback):
         self.train, self.metrics = state.train_seconds, state.metric_seconds
 
 
-def fit(x: torch.Tensor, v: torch.Tensor, epochs: int, kind: str) -> tuple[float, float, Trainer]:
+def fit(x: torch.Tensor, v: torch.Tensor, epochs: int, kind: str, lr: float) -> tuple[float, float, Trainer]:
     """(wall, cpu) seconds of the whole fit, and the trainer (``trainer.inside``: its time split)."""
     model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(500)], seed=0)
     model.initialize(x)
     metrics = {"none": {}, "default": None, "live": ["log_likelihood"]}[kind]
     inside = Inside()
-    trainer = Trainer(model, PCD(k=1, chains=100), lr=1e-3, batch_size=100, progress=False, metrics=metrics,
+    trainer = Trainer(model, PCD(k=1, chains=100), lr=lr, batch_size=100, progress=False, metrics=metrics,
                       callbacks=[inside])
     trainer.inside = inside
     wall, cpu = time.perf_counter(), time.process_time()
@@ -69,8 +71,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--ais-chains", type=int, default=200)
-    p.add_argument("--ais-steps", type=int, default=20000, help="0 skips the AIS comparison")
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (the Trainer's default 0.05)")
+    p.add_argument("--bracket-chains", type=int, default=0,
+                   help="PT chains of the final bracket (0: log_likelihood_bracket's default); -1 skips it")
     p.add_argument("--data-dir", type=Path, default=DATA_DIR)
     p.add_argument("--kinds", default="none,default,live", help="comma-separated subset of none,default,live")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "metrics_cost.json")
@@ -86,12 +89,12 @@ def main() -> None:
     times = {k: {"wall": [], "cpu": []} for k in kinds}
     inside: dict[str, list[float]] = {k: [] for k in kinds}
     trainers: dict[str, Trainer] = {}
-    print(f"784x500 RBM, PCD-1, batch 100, {name}: {len(x)} training / {len(v)} validation rows, "
+    print(f"784x500 RBM, PCD-1, batch 100, SGD lr {args.lr}, {name}: {len(x)} training / {len(v)} validation rows, "
           f"{args.epochs} epochs, {args.threads} thread(s); load average before: {os.getloadavg()}")
     print("seconds per epoch, wall (cpu)")
     for r in range(args.repeats):
         for kind in kinds:
-            wall, cpu, trainers[kind] = fit(x, v, args.epochs, kind)
+            wall, cpu, trainers[kind] = fit(x, v, args.epochs, kind, args.lr)
             times[kind]["wall"].append(wall / args.epochs)
             times[kind]["cpu"].append(cpu / args.epochs)
             inside[kind].append(trainers[kind].inside.metrics / trainers[kind].inside.train)
@@ -111,35 +114,42 @@ def main() -> None:
                    if not n.startswith("val_") and not n.endswith("_stderr")
                    and n not in ("loss", "lr", "wall_seconds", "samples_per_second")}
         print(f"{k}: epochs at which each metric ran: {runs[k]}")
-    result = {"data": name, "epochs": args.epochs, "threads": args.threads, "seconds_per_epoch": times,
+    result = {"data": name, "epochs": args.epochs, "threads": args.threads, "lr": args.lr, "seconds_per_epoch": times,
               "median": med, "ratio": ratio, "inside": inside, "ran_at": runs, "load_average_after": os.getloadavg()}
     if "live" in kinds:
-        live_versus_ais(args, trainers["live"], x, v, result)
+        live_versus_bracket(args, trainers["live"], x, v, result)
     print(f"load average after: {os.getloadavg()} (machine shared with other jobs)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
 
 
-def live_versus_ais(args: argparse.Namespace, t: Trainer, x: torch.Tensor, v: torch.Tensor, result: dict) -> None:
-    """The live log-likelihood's last value and, on the final model, beside forward AIS."""
-    ll, se = t.history["val_log_likelihood"], t.history["val_log_likelihood_stderr"]
-    last = max(i for i, val in enumerate(ll) if not math.isnan(val))
+def live_versus_bracket(args: argparse.Namespace, t: Trainer, x: torch.Tensor, v: torch.Tensor, result: dict) -> None:
+    """The live log-likelihood curve and, on the final model, the validation bracket beside it."""
+    h = t.history
     live = t._resolve_metrics()[0]["log_likelihood"]
-    print(f"live: {live.steps} annealing steps in all; validation LL at epoch {last + 1}: "
-          f"{ll[last]:.2f} ± {se[last]:.2f}")
-    result["live_val_ll"] = [ll[last], se[last], last + 1]
-    if args.ais_steps > 0:
+    print("epoch  train LL ± s.e.      validation LL ± s.e.")
+    for e, cells in enumerate(zip(h["log_likelihood"], h["log_likelihood_stderr"], h["val_log_likelihood"],
+                                  h["val_log_likelihood_stderr"])):  # fmt: skip
+        print(f"{e + 1:>5}  {cells[0]:9.2f} ± {cells[1]:<6.2f}  {cells[2]:9.2f} ± {cells[3]:.2f}")
+    print(f"live: {live.checkpoints} bridges, smallest overlap {live.overlap:.3f}, lost: {live.lost}, trusted: "
+          f"{live.trusted}, lifted to the data estimate at {live.floored} calls; {live.seconds:.2f} CPU s in "
+          f"after_step; final log Z {float(live.log_z):.2f}")
+    result["live_curve"] = {k: h[k] for k in ("log_likelihood", "log_likelihood_stderr", "val_log_likelihood",
+                                              "val_log_likelihood_stderr")}  # fmt: skip
+    result["live"] = {"bridges": live.checkpoints, "overlap": live.overlap, "lost": live.lost, "trusted": live.trusted,
+                      "lifted": live.floored, "after_step_cpu_seconds": live.seconds, "log_z": float(live.log_z)}
+    if args.bracket_chains >= 0:
         model = t.model
-        t0 = time.perf_counter()
-        betas = torch.linspace(0, 1, args.ais_steps + 1, dtype=torch.float64) ** 2
-        res = ais.log_partition(model, args.ais_chains, betas, data=x, progress=False)
-        with torch.no_grad():
-            neg_f = float(-model.free_energy(v).double().mean())
-        live_now = live(model, v)
-        print(f"final model: live LL {float(live_now):.2f} ± {live_now.stderr:.2f}; forward AIS ({args.ais_chains} "
-              f"chains, {args.ais_steps} steps, {time.perf_counter() - t0:.0f} s): LL {neg_f - res.log_z:.2f} "
-              f"± {res.stderr:.2f} (ESS {res.ess:.1f}); live − AIS = {float(live_now) - (neg_f - res.log_z):+.2f} nats")
-        result["final"] = {"live": [float(live_now), live_now.stderr], "ais": [neg_f - res.log_z, res.stderr, res.ess]}
+        cpu, wall = time.process_time(), time.perf_counter()
+        options = {"chains": args.bracket_chains} if args.bracket_chains else None
+        b = log_likelihood_bracket(model, v, x, method="bar", options=options, progress=False, warn=False)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        final = h["val_log_likelihood"][-1]
+        print(f"final model, validation rows: live {final:.2f}; bracket {b} ({cpu:.0f} CPU s, {wall:.0f} wall s); "
+              f"live − upper = {final - b.upper:+.2f}, live − lower = {final - b.lower:+.2f} nats; "
+              f"bracket log Z {b.log_z.log_z:.2f} ± {b.log_z.stderr:.2f}")
+        result["final"] = {"live_val_ll": final, "bracket": [b.lower, b.upper], "bracket_converged": b.converged,
+                           "bracket_log_z": [b.log_z.log_z, b.log_z.stderr], "bracket_cpu_seconds": cpu}
 
 
 if __name__ == "__main__":

@@ -121,7 +121,8 @@ class Trainer:
     A metric may return an ``Estimate`` (a float with ``.stderr``); its standard error is recorded as
     ``<name>_stderr``. Stateful metrics (``ebmlab.evaluate.StatefulMetric``, e.g. the live
     ``log_likelihood``) are built once per Trainer, brought to the initial parameters before the first
-    epoch, and reset by ``load_state_dict``.
+    epoch, given ``after_step(model, method)`` after every optimizer step when they define it, and reset by
+    ``load_state_dict``.
 
     ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
     Each metric's cost (its training and validation calls) is measured in CPU seconds of this
@@ -214,6 +215,7 @@ class Trainer:
         self._metric_credit = 0.0
         self._stderr_names: set[str] = set()
         self._train_clock = 0.0
+        self._step_hooks: list[Callable[..., None]] = []
 
     # -- construction helpers ------------------------------------------------------------------
     def _make_optimizer(self, optimizer: OptimizerArg, lr: float) -> torch.optim.Optimizer:
@@ -505,6 +507,8 @@ class Trainer:
                 return False
             self._apply_lr()
             loss = self._train_step(batch, params)
+            for hook in self._step_hooks:
+                hook(self.model, self.method)
             total += loss * batch.shape[0]
             state.batch, state.step, state.loss, state.lr = b, self.step, loss, self.lr
             state.elapsed = time.perf_counter() - began
@@ -602,7 +606,9 @@ class Trainer:
         return time.process_time()
 
     def _prepare_stateful(self, state: TrainState) -> None:
-        """Bring stateful metrics (the live log-likelihood) to the current parameters before training."""
+        """Bring stateful metrics (the live log-likelihood) to the current parameters before training; those with
+        an ``after_step(model, method)`` hook get it after every optimizer step."""
+        self._step_hooks = [fn.after_step for fn in self._stateful().values() if hasattr(fn, "after_step")]
         for fn in self._stateful().values():
             if not self._runs_here(fn):
                 continue
