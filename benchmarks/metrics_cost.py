@@ -7,8 +7,8 @@ default, default, none, ...) so that drifts in the load on the machine hit them 
 (``metrics={}``), the default metrics under the default ``metric_budget`` (5 %), and the live
 ``log_likelihood`` alone (tracked, so it runs every epoch, on 1,000 training and the 500
 validation rows). Each fit is timed in wall and process CPU seconds (CPU time is not inflated by other
-processes sharing the
-machine), and split by the Trainer itself (``TrainState.metric_seconds`` / ``train_seconds``, wall
+processes sharing the machine), and split by the Trainer itself (``TrainState.metric_seconds`` /
+``train_seconds``, wall
 seconds inside the same fit: the least noisy figure on a shared machine). Prints seconds per epoch,
 the ratios to the plain fit, how often each metric ran, the live log-likelihood curve (train and
 validation, with its standard error: ``inf`` when the metric does not trust itself) and, on the
