@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -38,6 +39,7 @@ from typing import Any
 
 import torch
 
+import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.evaluate import ConvergenceWarning, ais, log_likelihood_bracket
@@ -56,24 +58,32 @@ RBM_METHODS = {
 LABELS = {"cd1": "CD-1", "pcd1": "PCD-1", "pcd10": "PCD-10", "pt": "PT", "tap2": "TAP-2", "tap3": "TAP-3"}
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 class Budget(Callback):
     """Stops a fit when ``used + elapsed`` reaches ``until``; decays the lr linearly over ``total`` seconds.
 
     ``used`` accumulates training seconds across fits (evaluation between them is not counted);
-    with ``per_fit=True`` each fit starts from zero (one budget per layerwise RBM).
+    with ``per_fit=True`` each fit starts from zero (one budget per layerwise RBM). ``clock``:
+    ``"wall"`` (perf_counter) or ``"cpu"`` (this process's CPU seconds: with one thread a fair
+    budget on a machine shared with other jobs).
     """
 
-    def __init__(self, total: float, lr: float, per_fit: bool = False, floor: float = 0.02) -> None:
+    def __init__(
+        self, total: float, lr: float, per_fit: bool = False, floor: float = 0.02, clock: str = "wall"
+    ) -> None:
         self.total, self.lr, self.per_fit, self.floor = total, lr, per_fit, floor
-        self.until, self.used, self.start = total, 0.0, time.perf_counter()
+        self.now = CLOCKS[clock]
+        self.until, self.used, self.start = total, 0.0, self.now()
 
     def on_train_begin(self, state: Any) -> None:
         if self.per_fit:
             self.used = 0.0
-        self.start = time.perf_counter()
+        self.start = self.now()
 
     def elapsed(self) -> float:
-        return self.used + time.perf_counter() - self.start
+        return self.used + self.now() - self.start
 
     def on_batch_end(self, state: Any) -> None:
         spent = self.elapsed()
@@ -82,12 +92,12 @@ class Budget(Callback):
         state.trainer.set_lr(self.lr * max(1 - spent / self.total, self.floor))
 
     def on_train_end(self, state: Any) -> None:
-        self.used += time.perf_counter() - self.start
+        self.used += self.now() - self.start
 
 
 def trainer_kwargs(args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
     return {
-        "optimizer": lambda params: torch.optim.SGD(params, lr=args.lr, momentum=0.9),
+        "optimizer": lambda params: torch.optim.SGD(params, lr=args.lr, momentum=args.momentum),
         "batch_size": 100,
         "penalties": {"weights.0": L2(args.weight_decay)},
         "metrics": {},
@@ -154,7 +164,7 @@ def score(model: BoltzmannMachine, train: torch.Tensor, test: torch.Tensor, args
 def run_rbm(name: str, train: torch.Tensor, test: torch.Tensor, args: argparse.Namespace) -> list[dict]:
     model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(args.hidden)], seed=args.seed)
     model.initialize(train, method="hinton", seed=args.seed)
-    budget = Budget(args.budget, args.lr)
+    budget = Budget(args.budget, args.lr, clock=args.clock)
     method: Method = RBM_METHODS[name]()
     trainer = Trainer(model, method, **trainer_kwargs(args, budget))
     return checkpoints("rbm", LABELS[name], trainer, train, test, budget, args, method)
@@ -164,14 +174,14 @@ def run_dbm(name: str, train: torch.Tensor, test: torch.Tensor, args: argparse.N
     if name != "layerwise-pcd1":
         raise ValueError(f"unknown DBM contender {name!r} (known: layerwise-pcd1)")
     model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(args.hidden), BernoulliLayer(args.hidden)])
-    pre = Budget(0.4 * args.budget / 2, args.lr, per_fit=True)
+    pre = Budget(0.4 * args.budget / 2, args.lr, per_fit=True, clock=args.clock)
     layerwise = LayerwiseTrainer(
         model, lambda: PCD(k=1, chains=100), pretrain_epochs=10**6, **trainer_kwargs(args, pre)
     )
-    start = time.perf_counter()
+    start = CLOCKS[args.clock]()
     layerwise.pretrain(train)
-    pretrain_seconds = time.perf_counter() - start
-    fine = Budget(args.budget - pretrain_seconds, args.lr)
+    pretrain_seconds = CLOCKS[args.clock]() - start
+    fine = Budget(args.budget - pretrain_seconds, args.lr, clock=args.clock)
     trainer = Trainer(model, PCD(k=1, chains=100), **trainer_kwargs(args, fine))
     rows = checkpoints("dbm", "layerwise + PCD-1", trainer, train, test, fine, args, trainer.method)
     for row in rows:
@@ -190,18 +200,37 @@ def checkpoints(
     method: Method,
 ) -> list[dict]:
     rows = []
-    for k in range(1, args.checkpoints + 1):
-        budget.until = budget.total * k / args.checkpoints
-        trainer.fit(train, epochs=10**6)
-        row = {
-            "model": model_name,
-            "method": label,
-            "seconds": budget.used,
-            "epochs": trainer.step * 100 / train.shape[0],
-            "updates": trainer.step,
-            **score(trainer.model, train, test, args),
-            **{k: v for k, v in method.metrics().items() if k in ("swap_rate", "beta_min", "tap_log_z")},
-        }
+    stems = [
+        f"{model_name}_{label}_{args.clock}{args.budget:g}_s{args.seed}_{k}of{args.checkpoints}"
+        for k in range(1, args.checkpoints + 1)
+    ]
+    cached = args.models is not None and all((args.models / f"{s}.json").exists() for s in stems)
+    for k, stem in enumerate(stems, 1):
+        if cached:  # trained before with these settings: score the saved checkpoint
+            model = ebmlab.load(args.models / f"{stem}.safetensors")
+            info = json.loads((args.models / f"{stem}.json").read_text())
+        else:
+            budget.until = budget.total * k / args.checkpoints
+            trainer.fit(train, epochs=10**6)
+            model = trainer.model
+            info = {
+                "seconds": budget.used,
+                "epochs": trainer.step * 100 / train.shape[0],
+                "updates": trainer.step,
+                **{k: v for k, v in method.metrics().items() if k in ("swap_rate", "beta_min", "tap_log_z")},
+            }
+            if args.models is not None:
+                args.models.mkdir(parents=True, exist_ok=True)
+                model.save(args.models / f"{stem}.safetensors")
+                (args.models / f"{stem}.json").write_text(json.dumps(info))
+        if args.train_only:
+            print(json.dumps({"model": model_name, "method": label, **info}), flush=True)
+            continue
+        start = time.perf_counter(), time.process_time()
+        row = {"model": model_name, "method": label, **info, **score(model, train, test, args)}
+        row["score_wall_s"] = time.perf_counter() - start[0]
+        row["score_cpu_s"] = time.process_time() - start[1]
+        row["load"] = os.getloadavg()[0]
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -285,7 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bar-chains", type=int, default=32, help="PT+BAR chains (default 32)")
     p.add_argument("--bar-sweeps", type=int, default=200, help="PT+BAR sweeps (default 200)")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate at the start (default 0.05)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 strength on the weights")
+    p.add_argument(
+        "--clock", choices=tuple(CLOCKS), default="wall", help="budget in wall seconds (default) or CPU seconds"
+    )
+    p.add_argument("--models", type=Path, default=None, help="save trained models here; reuse them when present")
+    p.add_argument("--train-only", action="store_true", help="train (and save with --models), do not score")
     p.add_argument(
         "--threads",
         type=int,
@@ -311,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
             curves += run_rbm(name, train, test, args)
         for name in filter(None, args.dbm.split(",")):
             curves += run_dbm(name, train, test, args)
+        if args.train_only:
+            return
         meta = {k: str(v) for k, v in vars(args).items()}
     text = (
         f"Binarized MNIST-5k, {float(meta['budget']):.0f} s training budget per contender, {meta['threads']} threads "
