@@ -18,7 +18,7 @@ RBMs) then fine-tuned with PCD-1 (mean-field positive phase). All: batch 100, SG
 Scoring at ``--checkpoints`` evenly spaced times, with verdicts (``ebmlab.evaluate.diagnostics``): for
 RBMs ``log_likelihood_bracket`` — the upper side from PT+BAR log Ẑ (``--bar-chains``, ``--bar-sweeps``),
 the conservative side from RAISE (``--raise-rows`` random test rows, ``--raise-chains`` chains each,
-``--schedule``) — and for the DBM forward AIS only, its data term the mean-field lower bound on −F(v),
+``--raise-schedule``) — and for the DBM forward AIS only, its data term the mean-field lower bound on −F(v),
 so no conservative side there.
 
 Writes ``benchmarks/results/methods.md`` (the table), ``methods.csv`` (every checkpoint),
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import os
 import time
@@ -43,6 +44,7 @@ import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.evaluate import ConvergenceWarning, ais, log_likelihood_bracket
+from ebmlab.evaluate.bracket import BAR_OPTIONS
 from ebmlab.train import CD, L2, PCD, PT, TAP, Callback, LayerwiseTrainer, Method, Trainer
 
 ROOT = Path(__file__).resolve().parent
@@ -117,10 +119,7 @@ def score(model: BoltzmannMachine, train: torch.Tensor, test: torch.Tensor, args
                 model,
                 test,
                 train,
-                options={"chains": args.bar_chains, "sweeps": args.bar_sweeps},
-                raise_rows=args.raise_rows,
-                raise_chains=args.raise_chains,
-                raise_betas=args.schedule,
+                **bracket_settings(args),
                 seed=args.seed,
                 progress=False,
             )
@@ -236,6 +235,27 @@ def checkpoints(
     return rows
 
 
+def bracket_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimator options given on the command line, the others ``log_likelihood_bracket``'s defaults."""
+    default = inspect.signature(log_likelihood_bracket).parameters
+    given = {"chains": args.bar_chains, "sweeps": args.bar_sweeps}
+    return {
+        "options": {**BAR_OPTIONS, **{k: v for k, v in given.items() if v is not None}},
+        "raise_rows": args.raise_rows or default["raise_rows"].default,
+        "raise_chains": args.raise_chains or default["raise_chains"].default,
+        "raise_betas": args.raise_schedule or default["raise_betas"].default,
+    }
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """'PT+BAR 16 chains × 4000 sweeps; RAISE 50 rows × 6 chains, schedule sm2008'."""
+    o = settings["options"]
+    return (
+        f"PT+BAR {o['chains']} chains × {o['sweeps']} sweeps; RAISE {settings['raise_rows']} rows × "
+        f"{settings['raise_chains']} chains, schedule {settings['raise_betas']}"
+    )
+
+
 def table(rows: list[dict]) -> str:
     head = (
         "| model | method | seconds | epochs | test LL conservative (RAISE) ± s.e. | test LL upper ± s.e. | width "
@@ -309,10 +329,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--schedule", default="fast", help="AIS schedule preset: sm2008, moderate, fast (default)")
     p.add_argument("--chains", type=int, default=100, help="AIS chains (default 100)")
     p.add_argument("--test-rows", type=int, default=2000, help="t10k rows scored (default 2000)")
-    p.add_argument("--raise-rows", type=int, default=200, help="test rows scored by RAISE (default 200)")
-    p.add_argument("--raise-chains", type=int, default=4, help="RAISE chains per test row (default 4)")
-    p.add_argument("--bar-chains", type=int, default=32, help="PT+BAR chains (default 32)")
-    p.add_argument("--bar-sweeps", type=int, default=200, help="PT+BAR sweeps (default 200)")
+    p.add_argument("--raise-schedule", default=None, help="RAISE schedule preset (default: log_likelihood_bracket's)")
+    p.add_argument(
+        "--raise-rows", type=int, default=None, help="test rows scored by RAISE (default: log_likelihood_bracket's)"
+    )
+    p.add_argument(
+        "--raise-chains", type=int, default=None, help="RAISE chains per test row (default: log_likelihood_bracket's)"
+    )
+    p.add_argument("--bar-chains", type=int, default=None, help="PT+BAR chains (default: log_likelihood_bracket's)")
+    p.add_argument("--bar-sweeps", type=int, default=None, help="PT+BAR sweeps (default: log_likelihood_bracket's)")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate at the start (default 0.05)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 strength on the weights")
@@ -349,14 +374,15 @@ def main(argv: list[str] | None = None) -> None:
         if args.train_only:
             return
         meta = {k: str(v) for k, v in vars(args).items()}
+        meta["estimator"] = describe(bracket_settings(args))
     text = (
-        f"Binarized MNIST-5k, {float(meta['budget']):.0f} s training budget per contender, {meta['threads']} threads "
-        f"(shared machine), {meta['test_rows']} t10k rows. RBMs: log_likelihood_bracket, upper side PT+BAR "
-        f"({meta.get('bar_chains')} chains, {meta.get('bar_sweeps')} sweeps), conservative side RAISE "
-        f"({meta['raise_rows']} rows × {meta['raise_chains']} chains, schedule {meta['schedule']}). "
-        "DBM rows: forward AIS "
-        f"({meta['chains']} chains) with the mean-field lower bound as data term, no conservative side. "
-        "Seconds count training only.\n\n" + table(final_rows(curves)) + "\n"
+        f"Binarized MNIST-5k, {float(meta['budget']):.0f} {meta.get('clock', 'wall')} s training budget per "
+        f"contender, {meta['threads']} thread(s) (shared machine), SGD lr {meta['lr']} momentum "
+        f"{meta.get('momentum', '0.9')}, {meta['test_rows']} t10k rows. RBMs: log_likelihood_bracket, "
+        f"{meta.get('estimator')}. DBM rows: forward AIS ({meta['chains']} chains, schedule {meta['schedule']}) "
+        "with the mean-field lower bound as data term, no conservative side. Seconds count training only.\n\n"
+        + table(final_rows(curves))
+        + "\n"
     )
     print()
     print(text)

@@ -1,6 +1,6 @@
 """Quality benchmark: test log-likelihood of 784×500 Bernoulli RBMs, ebmlab against scikit-learn.
 
-    python benchmarks/quality.py [--budget 180] [--datasets mnist,fashion-mnist] [--schedule sm2008]
+    python benchmarks/quality.py [--budget 180] [--datasets mnist,fashion-mnist] [--raise-schedule sm2008]
                                  [--chains 100] [--threads 2] [--data-dir DIR] [--out FILE.json]
 
 Data: MNIST (the 5,000-row ``train5k`` split, the 10,000 ``t10k`` test rows) and Fashion-MNIST
@@ -20,7 +20,7 @@ Contenders, each given the same wall-clock training budget (``--budget`` seconds
 Scoring, identical for all: ``ebmlab.evaluate.log_likelihood_bracket`` on the 10,000 test rows — the
 upper side −F − log Ẑ with log Ẑ from BAR on parallel-tempering samples (``--bar-chains``,
 ``--bar-sweeps``; base-rate model fit to the training rows), the conservative side from RAISE
-(``--raise-rows`` random test rows × ``--raise-chains`` chains along ``--schedule``, combined with the
+(``--raise-rows`` random test rows × ``--raise-chains`` chains along ``--raise-schedule``, combined with the
 exact −F of all rows as a control variate). The printed table lists method, epochs, updates, the
 conservative and upper test LL ± s.e., the bracket width, train LL (upper), log Ẑ ± s.e., the
 estimator seconds and the verdict (``converged`` or the failed checks).
@@ -29,6 +29,7 @@ estimator seconds and the verdict (``converged`` or the failed checks).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import time
@@ -44,6 +45,7 @@ import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.evaluate import ConvergenceWarning, log_likelihood_bracket
+from ebmlab.evaluate.bracket import BAR_OPTIONS
 from ebmlab.train import CD, L2, PCD, Callback, Trainer
 
 VISIBLE, HIDDEN = 784, 500
@@ -139,10 +141,7 @@ def score(model: Any, train: torch.Tensor, test: torch.Tensor, args: argparse.Na
             model,
             test,
             train,
-            options={"chains": args.bar_chains, "sweeps": args.bar_sweeps},
-            raise_rows=args.raise_rows,
-            raise_chains=args.raise_chains,
-            raise_betas=args.schedule,
+            **bracket_settings(args),
             seed=args.seed,
             progress=args.progress,
         )
@@ -161,6 +160,27 @@ def score(model: Any, train: torch.Tensor, test: torch.Tensor, args: argparse.Na
         "raise_seconds": b.raise_result.seconds,
         "verdict": b.diagnostics.summary(),
     }
+
+
+def bracket_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimator options given on the command line, the others ``log_likelihood_bracket``'s defaults."""
+    default = inspect.signature(log_likelihood_bracket).parameters
+    given = {"chains": args.bar_chains, "sweeps": args.bar_sweeps}
+    return {
+        "options": {**BAR_OPTIONS, **{k: v for k, v in given.items() if v is not None}},
+        "raise_rows": args.raise_rows or default["raise_rows"].default,
+        "raise_chains": args.raise_chains or default["raise_chains"].default,
+        "raise_betas": args.raise_schedule or default["raise_betas"].default,
+    }
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """'PT+BAR 16 chains × 4000 sweeps; RAISE 50 rows × 6 chains, schedule sm2008'."""
+    o = settings["options"]
+    return (
+        f"PT+BAR {o['chains']} chains × {o['sweeps']} sweeps; RAISE {settings['raise_rows']} rows × "
+        f"{settings['raise_chains']} chains, schedule {settings['raise_betas']}"
+    )
 
 
 def table(rows: list[dict]) -> str:
@@ -203,11 +223,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--budget", type=float, default=180.0, help="training seconds per contender (default 180)")
     p.add_argument("--datasets", default="mnist,fashion-mnist", help="comma-separated: mnist, fashion-mnist")
     p.add_argument("--methods", default="ebmlab-pcd,ebmlab-cd,sklearn", help="comma-separated contenders")
-    p.add_argument("--schedule", default="moderate", help="RAISE schedule preset: sm2008, moderate, fast")
-    p.add_argument("--bar-chains", type=int, default=32, help="PT+BAR chains (default 32)")
-    p.add_argument("--bar-sweeps", type=int, default=200, help="PT+BAR sweeps (default 200)")
-    p.add_argument("--raise-rows", type=int, default=200, help="test rows scored by RAISE (default 200)")
-    p.add_argument("--raise-chains", type=int, default=4, help="RAISE chains per test row (default 4)")
+    p.add_argument(
+        "--raise-schedule", default=None, help="RAISE schedule preset: sm2008, moderate, fast (default: the bracket's)"
+    )
+    p.add_argument("--bar-chains", type=int, default=None, help="PT+BAR chains (default: log_likelihood_bracket's)")
+    p.add_argument("--bar-sweeps", type=int, default=None, help="PT+BAR sweeps (default: log_likelihood_bracket's)")
+    p.add_argument(
+        "--raise-rows", type=int, default=None, help="test rows scored by RAISE (default: log_likelihood_bracket's)"
+    )
+    p.add_argument(
+        "--raise-chains", type=int, default=None, help="RAISE chains per test row (default: log_likelihood_bracket's)"
+    )
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="ebmlab optimizer")
     p.add_argument("--lr", type=float, default=0.05, help="ebmlab learning rate at the start")
     p.add_argument("--momentum", type=float, default=0.0, help="ebmlab SGD momentum")
@@ -246,10 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.train_only:
         return
     print()
-    print(
-        f"PT+BAR {args.bar_chains} chains × {args.bar_sweeps} sweeps; RAISE {args.raise_rows} rows × "
-        f"{args.raise_chains} chains, schedule {args.schedule}; budget {args.budget:.0f} s, {args.threads} threads"
-    )
+    print(f"{describe(bracket_settings(args))}; budget {args.budget:.0f} {args.clock} s, {args.threads} threads")
     print(table(rows))
     if args.out is not None:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))

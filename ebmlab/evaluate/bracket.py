@@ -51,7 +51,7 @@ from .diagnostics import (
 from .raise_ import RAISEResult, raise_diagnostics, raise_log_likelihood
 
 METHODS = ("bar", "ais")
-BAR_OPTIONS = {"chains": 64, "sweeps": 1000}  # PT+BAR defaults of the upper side (``options`` overrides them)
+BAR_OPTIONS = {"chains": 16, "sweeps": 4000}  # PT+BAR defaults of the upper side (``options`` overrides them)
 
 
 @dataclass
@@ -90,9 +90,9 @@ def log_likelihood_bracket(
     train: Any = None,
     method: str = "bar",
     log_z: AISResult | BARResult | None = None,
-    raise_rows: int = 100,
-    raise_chains: int = 16,
-    raise_betas: Any = "moderate",
+    raise_rows: int = 50,
+    raise_chains: int = 6,
+    raise_betas: Any = "sm2008",
     options: dict[str, Any] | None = None,
     seed: int | None = 0,
     progress: bool = True,
