@@ -113,7 +113,7 @@ def part_small(args: argparse.Namespace) -> list[dict]:
             truth = exact.log_partition(model)
             data = exact_samples(model, 300, seed)
             if name == "bracket":  # the default log_likelihood_bracket: worse side's error in mean log-likelihood
-                exact_ll = float(-model.free_energy(data).mean()) - truth
+                exact_ll = float(-model.free_energy(data).detach().mean()) - truth
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     res, wall, cpu = timed(

@@ -161,10 +161,9 @@ def test_bracket_contains_exact_log_likelihood() -> None:
 def test_bracket_with_forward_ais_and_reused_log_z() -> None:
     model = random_rbm(1)
     data = exact_samples(model, 300, 1)
-    first = log_likelihood_bracket(
-        model, data, method="ais", options={"chains": 100, "betas": "moderate"}, raise_rows=50, progress=False
-    )
-    again = log_likelihood_bracket(model, data[:100], data, log_z=first.log_z, raise_rows=50, progress=False)
+    fast = {"raise_rows": 50, "raise_chains": 4, "raise_betas": "moderate", "progress": False}
+    first = log_likelihood_bracket(model, data, method="ais", options={"chains": 100, "betas": "moderate"}, **fast)
+    again = log_likelihood_bracket(model, data[:100], data, log_z=first.log_z, **fast)
     assert again.log_z is first.log_z and isinstance(first.log_z, ais.AISResult)
     ll = exact.log_likelihood(model, data).mean()
     assert abs(first.upper - float(ll)) < 0.1
