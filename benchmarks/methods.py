@@ -6,13 +6,15 @@
 Data: binarized MNIST (the 5,000-row ``train5k`` split for training, ``--test-rows`` rows of
 ``t10k`` for testing) from ``../shared/data/mnist``.
 
-Contenders, each with the same wall-clock training budget (``--budget`` seconds, evaluation not
-counted): a 784×500 Bernoulli RBM trained with CD-1, PCD-1, PCD-10 (100 persistent chains),
+Contenders, each with the same training budget (``--budget`` seconds of wall clock, or of CPU time with
+``--clock cpu``; evaluation not counted): a 784×500 Bernoulli RBM trained with CD-1, PCD-1,
+PCD-10 (100 persistent chains),
 PT (1 sweep of 100 chains on each rung of an adaptive 5-rung ladder) and TAP-2 / TAP-3
 (100 warm-started magnetizations, 3 damped fixed-point sweeps per batch); and a 784-500-500
 DBM pretrained layerwise (Salakhutdinov–Hinton doubling, PCD-1, 40 % of the budget split over the
 RBMs) then fine-tuned with PCD-1 (mean-field positive phase). All: batch 100, SGD with momentum
-0.9, L2 1e-4 on the weights, visible biases from the data, learning rate decayed linearly to
+``--momentum`` (default 0.9), L2 1e-4 on the weights, visible biases from the data, learning rate
+decayed linearly to
 2 % of ``--lr`` over the budget.
 
 Scoring at ``--checkpoints`` evenly spaced times, with verdicts (``ebmlab.evaluate.diagnostics``): for

@@ -6,7 +6,8 @@
 Data: MNIST (the 5,000-row ``train5k`` split, the 10,000 ``t10k`` test rows) and Fashion-MNIST
 (60,000 / 10,000), from ``../shared/data``, binarized at 0.5.
 
-Contenders, each given the same wall-clock training budget (``--budget`` seconds) in this process:
+Contenders, each given the same training budget (``--budget`` seconds of wall clock, or of this process's CPU
+time with ``--clock cpu``: fair on a shared machine with ``--threads 1``) in this process:
 
 - ebmlab PCD-1 (100 persistent chains) and CD-1, batch 100, plain SGD (lr 0.05), weight decay
   (L2) on the weights, visible biases from the data (``initialize(..., "hinton")``), and a learning
