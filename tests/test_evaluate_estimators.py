@@ -156,6 +156,9 @@ def test_bracket_contains_exact_log_likelihood() -> None:
         assert abs(b.upper - ll) < 0.1 and abs(b.lower - ll) < 0.1, (seed, ll, str(b))
         assert b.width == pytest.approx(b.upper - b.lower) and b.converged
         assert b.diagnostics.bracket_width == pytest.approx(b.width)
+        if seed == 0:  # the defaults: PT+BAR 16 × 4,000, RAISE sm2008 × 6 chains × 50 rows
+            assert b.log_z.sweeps == 4000 and b.log_z.replica_log_z.shape == (8,)
+            assert b.raise_result.log_estimates.shape == (50, 6) and b.raise_result.steps == 14500
 
 
 def test_bracket_with_forward_ais_and_reused_log_z() -> None:
