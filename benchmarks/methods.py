@@ -276,7 +276,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(curves: list[dict], out: Path, hidden: int = 500) -> Path:
+def plot(curves: list[dict], out: Path, hidden: int = 500, clock: str = "wall") -> Path:
     import plotly.graph_objects as go
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
@@ -308,7 +308,7 @@ def plot(curves: list[dict], out: Path, hidden: int = 500) -> Path:
                     row=1,
                     col=col,
                 )
-        fig.update_xaxes(title_text="training seconds", row=1, col=col)
+        fig.update_xaxes(title_text=f"training seconds ({clock} clock)", row=1, col=col)
     fig.update_yaxes(title_text="test log-likelihood (nats; upper solid, RAISE dashed)", row=1, col=1)
     fig.update_layout(width=560 * len(models) + 200, height=480, title="Binarized MNIST-5k: methods at equal budget")
     try:
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         writer.writerows(curves)
     if args.replot is None:
         (args.out / "methods.json").write_text(json.dumps({"args": meta, "rows": curves}, indent=1))
-    print(f"plot: {plot(curves, args.out, args.hidden)}")
+    print(f"plot: {plot(curves, args.out, args.hidden, meta.get('clock', 'wall'))}")
 
 
 def final_rows(curves: list[dict]) -> list[dict]:
