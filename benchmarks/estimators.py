@@ -41,7 +41,7 @@ from ebmlab.evaluate.bracket import BAR_OPTIONS
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BAR_DEFAULTS = {"burn_in": None, **BAR_OPTIONS}  # the upper side of log_likelihood_bracket
 RAISE_DEFAULTS = {
-    k: inspect.signature(log_likelihood_bracket).parameters[k].default for k in ("raise_rows", "raise_chains")
+    k: inspect.signature(log_likelihood_bracket).parameters[k].default for k in ("raise_rows", "raise_chains", "raise_betas")
 }
 
 
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bar-spacing", type=float, default=1.0)
     p.add_argument("--raise-rows", type=int, default=RAISE_DEFAULTS["raise_rows"])
     p.add_argument("--raise-chains", type=int, default=RAISE_DEFAULTS["raise_chains"])
-    p.add_argument("--raise-betas", default="moderate")
+    p.add_argument("--raise-betas", default=RAISE_DEFAULTS["raise_betas"])
     p.add_argument("--kernel-samples", type=int, default=0, help="samples of the data-kernel IS check (0: skip)")
     p.add_argument("--kernel-eps", type=float, default=0.02)
     p.add_argument("--threads", type=int, default=1)
