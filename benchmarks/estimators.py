@@ -41,7 +41,8 @@ from ebmlab.evaluate.bracket import BAR_OPTIONS
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BAR_DEFAULTS = {"burn_in": None, **BAR_OPTIONS}  # the upper side of log_likelihood_bracket
 RAISE_DEFAULTS = {
-    k: inspect.signature(log_likelihood_bracket).parameters[k].default for k in ("raise_rows", "raise_chains", "raise_betas")
+    k: inspect.signature(log_likelihood_bracket).parameters[k].default
+    for k in ("raise_rows", "raise_chains", "raise_betas")
 }
 
 
