@@ -21,6 +21,7 @@ Every row prints wall and CPU seconds and the load average (the machine is share
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -35,8 +36,14 @@ import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.evaluate import ConvergenceWarning, ais, bar, exact, log_likelihood_bracket
+from ebmlab.evaluate.bracket import BAR_OPTIONS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BAR_DEFAULTS = {"burn_in": None, **BAR_OPTIONS}  # the upper side of log_likelihood_bracket
+RAISE_DEFAULTS = {
+    k: inspect.signature(log_likelihood_bracket).parameters[k].default
+    for k in ("raise_rows", "raise_chains", "raise_betas")
+}
 
 
 def small_rbm(seed: int) -> BoltzmannMachine:
@@ -84,10 +91,14 @@ def log_z_methods(args: argparse.Namespace) -> dict[str, Any]:
             d,
             chains=args.bar_chains,
             sweeps=args.bar_sweeps,
+            burn_in=args.bar_burn_in,
             spacing=args.bar_spacing,
             seed=s,
             progress=False,
             warn=False,
+        ),
+        "bar-32x200": lambda m, d, s: bar.log_partition(
+            m, d, chains=32, sweeps=200, burn_in=50, seed=s, progress=False, warn=False
         ),
     }
 
@@ -95,15 +106,26 @@ def log_z_methods(args: argparse.Namespace) -> dict[str, Any]:
 def part_small(args: argparse.Namespace) -> list[dict]:
     rows = []
     methods = log_z_methods(args)
-    for name in [m for m in args.methods.split(",") if m in methods and m != "ais-sm2008"]:
+    names = [m for m in args.methods.split(",") if m in methods and m != "ais-sm2008"]
+    for name in names + (["bracket"] if "raise" in args.methods.split(",") else []):
         errors, ses, walls, cpus, ok = [], [], [], [], 0
         for seed in range(args.small_seeds):
             model = small_rbm(seed)
             truth = exact.log_partition(model)
             data = exact_samples(model, 300, seed)
-            res, wall, cpu = timed(methods[name], model, data, seed)
-            errors.append(res.log_z - truth)
-            ses.append(res.stderr)
+            if name == "bracket":  # the default log_likelihood_bracket: worse side's error in mean log-likelihood
+                exact_ll = float(-model.free_energy(data).detach().mean()) - truth
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    res, wall, cpu = timed(
+                        log_likelihood_bracket, model, data, data, raise_rows=args.raise_rows, seed=seed, progress=False
+                    )
+                errors.append(max((res.lower - exact_ll, res.upper - exact_ll), key=abs))
+                ses.append(max(res.lower_stderr, res.upper_stderr))
+            else:
+                res, wall, cpu = timed(methods[name], model, data, seed)
+                errors.append(res.log_z - truth)
+                ses.append(res.stderr)
             walls.append(wall)
             cpus.append(cpu)
             ok += res.converged
@@ -185,7 +207,8 @@ def part_mnist(args: argparse.Namespace) -> list[dict]:
         )
         print(json.dumps(rows[-1]), flush=True)
     if "raise" in args.methods.split(","):
-        for name, runs in results.items():
+        upper_name = "bar" if "bar" in results else next(iter(results))
+        for i, r in enumerate(range(args.first_seed, args.first_seed + args.repeats)):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 b, wall, cpu = timed(
@@ -193,21 +216,21 @@ def part_mnist(args: argparse.Namespace) -> list[dict]:
                     model,
                     test,
                     train,
-                    log_z=runs[0],
+                    log_z=results[upper_name][i],
                     raise_rows=args.raise_rows,
                     raise_chains=args.raise_chains,
                     raise_betas=args.raise_betas,
+                    seed=r,
                     progress=False,
                 )
             rows.append(
                 {
-                    "method": f"bracket: RAISE {args.raise_betas} × {name}",
-                    "seed": 0,
+                    "method": "raise",
+                    "seed": r,
                     "lower": b.lower,
                     "lower s.e.": b.lower_stderr,
-                    "upper": b.upper,
-                    "width": b.width,
-                    "wall s": wall,
+                    "test LL": b.lower,
+                    "wall s": b.raise_result.seconds,
                     "cpu s": cpu,
                     "load": os.getloadavg()[0],
                     "verdict": b.diagnostics.summary(),
@@ -215,6 +238,35 @@ def part_mnist(args: argparse.Namespace) -> list[dict]:
             )
             print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def summary(small: list[dict], mnist: list[dict]) -> list[dict]:
+    """One row per method: accuracy on the exact small models, run-to-run difference and bracket width on MNIST, CPU s.
+
+    The bracket width of an upper-side method on MNIST is its test LL minus the conservative (RAISE) side of the same
+    seed; ``raise`` rows are the conservative side itself."""
+    lower = {r["seed"]: r["lower"] for r in mnist if r["method"] == "raise"}
+    out: dict[str, dict] = {}
+    for r in small:
+        out[r["method"]] = {
+            "method": r["method"],
+            "small: mean / max abs error": f"{r['mean abs error']:.3f} / {r['max abs error']:.3f}",
+            "small: CPU s": f"{r['cpu s']:.2f}",
+            "small: converged": r["converged"],
+        }
+    for name in dict.fromkeys(r["method"] for r in mnist if "seed" in r and not r["method"].startswith("kernel")):
+        runs = [r for r in mnist if r["method"] == name]
+        row = out.setdefault(name, {"method": name})
+        lls = [r["test LL"] for r in runs]
+        row["MNIST: test LL per seed"] = " / ".join(f"{x:.2f}" for x in lls)
+        row["MNIST: run-to-run |diff|"] = f"{max(lls) - min(lls):.2f}"
+        if name != "raise" and lower:
+            row["MNIST: bracket width per seed"] = " / ".join(
+                f"{r['test LL'] - lower[r['seed']]:.2f}" for r in runs if r["seed"] in lower
+            )
+        row["MNIST: CPU s per run"] = f"{sum(r['cpu s'] for r in runs) / len(runs):.0f}"
+        row["MNIST: verdicts"] = "; ".join(dict.fromkeys(r["verdict"] for r in runs))
+    return list(out.values())
 
 
 def markdown(rows: list[dict]) -> str:
@@ -237,12 +289,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=2, help="independent runs per log Z method on MNIST")
     p.add_argument("--first-seed", type=int, default=0, help="seed of the first MNIST repeat")
     p.add_argument("--chains", type=int, default=100, help="AIS chains")
-    p.add_argument("--bar-chains", type=int, default=32)
-    p.add_argument("--bar-sweeps", type=int, default=200)
+    p.add_argument("--bar-chains", type=int, default=BAR_DEFAULTS["chains"])
+    p.add_argument("--bar-sweeps", type=int, default=BAR_DEFAULTS["sweeps"])
+    p.add_argument("--bar-burn-in", type=int, default=BAR_DEFAULTS["burn_in"])
     p.add_argument("--bar-spacing", type=float, default=1.0)
-    p.add_argument("--raise-rows", type=int, default=100)
-    p.add_argument("--raise-chains", type=int, default=4)
-    p.add_argument("--raise-betas", default="moderate")
+    p.add_argument("--raise-rows", type=int, default=RAISE_DEFAULTS["raise_rows"])
+    p.add_argument("--raise-chains", type=int, default=RAISE_DEFAULTS["raise_chains"])
+    p.add_argument("--raise-betas", default=RAISE_DEFAULTS["raise_betas"])
     p.add_argument("--kernel-samples", type=int, default=0, help="samples of the data-kernel IS check (0: skip)")
     p.add_argument("--kernel-eps", type=float, default=0.02)
     p.add_argument("--threads", type=int, default=1)
@@ -259,6 +312,9 @@ def main(argv: list[str] | None = None) -> None:
         out["mnist"] = part_mnist(args)
         print(f"\nMNIST model {args.model.name}, {args.threads} thread(s), shared machine:")
         print(markdown(out["mnist"]))
+    if args.small_seeds or args.model is not None:
+        print(f"\nSummary (one thread, shared machine, load average {os.getloadavg()[0]:.1f} now):")
+        print(markdown(summary(out.get("small", []), out.get("mnist", []))))
     if args.out is not None:
         args.out.write_text(json.dumps(out, indent=1))
 

@@ -6,19 +6,21 @@
 Data: binarized MNIST (the 5,000-row ``train5k`` split for training, ``--test-rows`` rows of
 ``t10k`` for testing) from ``../shared/data/mnist``.
 
-Contenders, each with the same wall-clock training budget (``--budget`` seconds, evaluation not
-counted): a 784×500 Bernoulli RBM trained with CD-1, PCD-1, PCD-10 (100 persistent chains),
+Contenders, each with the same training budget (``--budget`` seconds of wall clock, or of CPU time with
+``--clock cpu``; evaluation not counted): a 784×500 Bernoulli RBM trained with CD-1, PCD-1,
+PCD-10 (100 persistent chains),
 PT (1 sweep of 100 chains on each rung of an adaptive 5-rung ladder) and TAP-2 / TAP-3
 (100 warm-started magnetizations, 3 damped fixed-point sweeps per batch); and a 784-500-500
 DBM pretrained layerwise (Salakhutdinov–Hinton doubling, PCD-1, 40 % of the budget split over the
 RBMs) then fine-tuned with PCD-1 (mean-field positive phase). All: batch 100, SGD with momentum
-0.9, L2 1e-4 on the weights, visible biases from the data, learning rate decayed linearly to
+``--momentum`` (default 0.9), L2 1e-4 on the weights, visible biases from the data, learning rate
+decayed linearly to
 2 % of ``--lr`` over the budget.
 
 Scoring at ``--checkpoints`` evenly spaced times, with verdicts (``ebmlab.evaluate.diagnostics``): for
 RBMs ``log_likelihood_bracket`` — the upper side from PT+BAR log Ẑ (``--bar-chains``, ``--bar-sweeps``),
 the conservative side from RAISE (``--raise-rows`` random test rows, ``--raise-chains`` chains each,
-``--schedule``) — and for the DBM forward AIS only, its data term the mean-field lower bound on −F(v),
+``--raise-schedule``) — and for the DBM forward AIS only, its data term the mean-field lower bound on −F(v),
 so no conservative side there.
 
 Writes ``benchmarks/results/methods.md`` (the table), ``methods.csv`` (every checkpoint),
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -38,9 +42,11 @@ from typing import Any
 
 import torch
 
+import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.evaluate import ConvergenceWarning, ais, log_likelihood_bracket
+from ebmlab.evaluate.bracket import BAR_OPTIONS
 from ebmlab.train import CD, L2, PCD, PT, TAP, Callback, LayerwiseTrainer, Method, Trainer
 
 ROOT = Path(__file__).resolve().parent
@@ -56,24 +62,32 @@ RBM_METHODS = {
 LABELS = {"cd1": "CD-1", "pcd1": "PCD-1", "pcd10": "PCD-10", "pt": "PT", "tap2": "TAP-2", "tap3": "TAP-3"}
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 class Budget(Callback):
     """Stops a fit when ``used + elapsed`` reaches ``until``; decays the lr linearly over ``total`` seconds.
 
     ``used`` accumulates training seconds across fits (evaluation between them is not counted);
-    with ``per_fit=True`` each fit starts from zero (one budget per layerwise RBM).
+    with ``per_fit=True`` each fit starts from zero (one budget per layerwise RBM). ``clock``:
+    ``"wall"`` (perf_counter) or ``"cpu"`` (this process's CPU seconds: with one thread a fair
+    budget on a machine shared with other jobs).
     """
 
-    def __init__(self, total: float, lr: float, per_fit: bool = False, floor: float = 0.02) -> None:
+    def __init__(
+        self, total: float, lr: float, per_fit: bool = False, floor: float = 0.02, clock: str = "wall"
+    ) -> None:
         self.total, self.lr, self.per_fit, self.floor = total, lr, per_fit, floor
-        self.until, self.used, self.start = total, 0.0, time.perf_counter()
+        self.now = CLOCKS[clock]
+        self.until, self.used, self.start = total, 0.0, self.now()
 
     def on_train_begin(self, state: Any) -> None:
         if self.per_fit:
             self.used = 0.0
-        self.start = time.perf_counter()
+        self.start = self.now()
 
     def elapsed(self) -> float:
-        return self.used + time.perf_counter() - self.start
+        return self.used + self.now() - self.start
 
     def on_batch_end(self, state: Any) -> None:
         spent = self.elapsed()
@@ -82,12 +96,12 @@ class Budget(Callback):
         state.trainer.set_lr(self.lr * max(1 - spent / self.total, self.floor))
 
     def on_train_end(self, state: Any) -> None:
-        self.used += time.perf_counter() - self.start
+        self.used += self.now() - self.start
 
 
 def trainer_kwargs(args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
     return {
-        "optimizer": lambda params: torch.optim.SGD(params, lr=args.lr, momentum=0.9),
+        "optimizer": lambda params: torch.optim.SGD(params, lr=args.lr, momentum=args.momentum),
         "batch_size": 100,
         "penalties": {"weights.0": L2(args.weight_decay)},
         "metrics": {},
@@ -107,10 +121,7 @@ def score(model: BoltzmannMachine, train: torch.Tensor, test: torch.Tensor, args
                 model,
                 test,
                 train,
-                options={"chains": args.bar_chains, "sweeps": args.bar_sweeps},
-                raise_rows=args.raise_rows,
-                raise_chains=args.raise_chains,
-                raise_betas=args.schedule,
+                **bracket_settings(args),
                 seed=args.seed,
                 progress=False,
             )
@@ -154,7 +165,7 @@ def score(model: BoltzmannMachine, train: torch.Tensor, test: torch.Tensor, args
 def run_rbm(name: str, train: torch.Tensor, test: torch.Tensor, args: argparse.Namespace) -> list[dict]:
     model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(args.hidden)], seed=args.seed)
     model.initialize(train, method="hinton", seed=args.seed)
-    budget = Budget(args.budget, args.lr)
+    budget = Budget(args.budget, args.lr, clock=args.clock)
     method: Method = RBM_METHODS[name]()
     trainer = Trainer(model, method, **trainer_kwargs(args, budget))
     return checkpoints("rbm", LABELS[name], trainer, train, test, budget, args, method)
@@ -164,14 +175,14 @@ def run_dbm(name: str, train: torch.Tensor, test: torch.Tensor, args: argparse.N
     if name != "layerwise-pcd1":
         raise ValueError(f"unknown DBM contender {name!r} (known: layerwise-pcd1)")
     model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(args.hidden), BernoulliLayer(args.hidden)])
-    pre = Budget(0.4 * args.budget / 2, args.lr, per_fit=True)
+    pre = Budget(0.4 * args.budget / 2, args.lr, per_fit=True, clock=args.clock)
     layerwise = LayerwiseTrainer(
         model, lambda: PCD(k=1, chains=100), pretrain_epochs=10**6, **trainer_kwargs(args, pre)
     )
-    start = time.perf_counter()
+    start = CLOCKS[args.clock]()
     layerwise.pretrain(train)
-    pretrain_seconds = time.perf_counter() - start
-    fine = Budget(args.budget - pretrain_seconds, args.lr)
+    pretrain_seconds = CLOCKS[args.clock]() - start
+    fine = Budget(args.budget - pretrain_seconds, args.lr, clock=args.clock)
     trainer = Trainer(model, PCD(k=1, chains=100), **trainer_kwargs(args, fine))
     rows = checkpoints("dbm", "layerwise + PCD-1", trainer, train, test, fine, args, trainer.method)
     for row in rows:
@@ -190,21 +201,61 @@ def checkpoints(
     method: Method,
 ) -> list[dict]:
     rows = []
-    for k in range(1, args.checkpoints + 1):
-        budget.until = budget.total * k / args.checkpoints
-        trainer.fit(train, epochs=10**6)
-        row = {
-            "model": model_name,
-            "method": label,
-            "seconds": budget.used,
-            "epochs": trainer.step * 100 / train.shape[0],
-            "updates": trainer.step,
-            **score(trainer.model, train, test, args),
-            **{k: v for k, v in method.metrics().items() if k in ("swap_rate", "beta_min", "tap_log_z")},
-        }
+    stems = [
+        f"{model_name}_{label}_{args.clock}{args.budget:g}_s{args.seed}_{k}of{args.checkpoints}"
+        for k in range(1, args.checkpoints + 1)
+    ]
+    cached = args.models is not None and all((args.models / f"{s}.json").exists() for s in stems)
+    for k, stem in enumerate(stems, 1):
+        if cached:  # trained before with these settings: score the saved checkpoint
+            model = ebmlab.load(args.models / f"{stem}.safetensors")
+            info = json.loads((args.models / f"{stem}.json").read_text())
+        else:
+            budget.until = budget.total * k / args.checkpoints
+            trainer.fit(train, epochs=10**6)
+            model = trainer.model
+            info = {
+                "seconds": budget.used,
+                "epochs": trainer.step * 100 / train.shape[0],
+                "updates": trainer.step,
+                **{k: v for k, v in method.metrics().items() if k in ("swap_rate", "beta_min", "tap_log_z")},
+            }
+            if args.models is not None:
+                args.models.mkdir(parents=True, exist_ok=True)
+                model.save(args.models / f"{stem}.safetensors")
+                (args.models / f"{stem}.json").write_text(json.dumps(info))
+        if args.train_only:
+            print(json.dumps({"model": model_name, "method": label, **info}), flush=True)
+            continue
+        start = time.perf_counter(), time.process_time()
+        row = {"model": model_name, "method": label, **info, **score(model, train, test, args)}
+        row["score_wall_s"] = time.perf_counter() - start[0]
+        row["score_cpu_s"] = time.process_time() - start[1]
+        row["load"] = os.getloadavg()[0]
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
+
+
+def bracket_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimator options given on the command line, the others ``log_likelihood_bracket``'s defaults."""
+    default = inspect.signature(log_likelihood_bracket).parameters
+    given = {"chains": args.bar_chains, "sweeps": args.bar_sweeps}
+    return {
+        "options": {**BAR_OPTIONS, **{k: v for k, v in given.items() if v is not None}},
+        "raise_rows": args.raise_rows or default["raise_rows"].default,
+        "raise_chains": args.raise_chains or default["raise_chains"].default,
+        "raise_betas": args.raise_schedule or default["raise_betas"].default,
+    }
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """'PT+BAR 16 chains × 4000 sweeps; RAISE 50 rows × 6 chains, schedule sm2008'."""
+    o = settings["options"]
+    return (
+        f"PT+BAR {o['chains']} chains × {o['sweeps']} sweeps; RAISE {settings['raise_rows']} rows × "
+        f"{settings['raise_chains']} chains, schedule {settings['raise_betas']}"
+    )
 
 
 def table(rows: list[dict]) -> str:
@@ -225,7 +276,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(curves: list[dict], out: Path, hidden: int = 500) -> Path:
+def plot(curves: list[dict], out: Path, hidden: int = 500, clock: str = "wall") -> Path:
     import plotly.graph_objects as go
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
@@ -257,7 +308,7 @@ def plot(curves: list[dict], out: Path, hidden: int = 500) -> Path:
                     row=1,
                     col=col,
                 )
-        fig.update_xaxes(title_text="training seconds", row=1, col=col)
+        fig.update_xaxes(title_text=f"training seconds ({clock} clock)", row=1, col=col)
     fig.update_yaxes(title_text="test log-likelihood (nats; upper solid, RAISE dashed)", row=1, col=1)
     fig.update_layout(width=560 * len(models) + 200, height=480, title="Binarized MNIST-5k: methods at equal budget")
     try:
@@ -280,12 +331,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--schedule", default="fast", help="AIS schedule preset: sm2008, moderate, fast (default)")
     p.add_argument("--chains", type=int, default=100, help="AIS chains (default 100)")
     p.add_argument("--test-rows", type=int, default=2000, help="t10k rows scored (default 2000)")
-    p.add_argument("--raise-rows", type=int, default=200, help="test rows scored by RAISE (default 200)")
-    p.add_argument("--raise-chains", type=int, default=4, help="RAISE chains per test row (default 4)")
-    p.add_argument("--bar-chains", type=int, default=32, help="PT+BAR chains (default 32)")
-    p.add_argument("--bar-sweeps", type=int, default=200, help="PT+BAR sweeps (default 200)")
+    p.add_argument("--raise-schedule", default=None, help="RAISE schedule preset (default: log_likelihood_bracket's)")
+    p.add_argument(
+        "--raise-rows", type=int, default=None, help="test rows scored by RAISE (default: log_likelihood_bracket's)"
+    )
+    p.add_argument(
+        "--raise-chains", type=int, default=None, help="RAISE chains per test row (default: log_likelihood_bracket's)"
+    )
+    p.add_argument("--bar-chains", type=int, default=None, help="PT+BAR chains (default: log_likelihood_bracket's)")
+    p.add_argument("--bar-sweeps", type=int, default=None, help="PT+BAR sweeps (default: log_likelihood_bracket's)")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate at the start (default 0.05)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 strength on the weights")
+    p.add_argument(
+        "--clock", choices=tuple(CLOCKS), default="wall", help="budget in wall seconds (default) or CPU seconds"
+    )
+    p.add_argument("--models", type=Path, default=None, help="save trained models here; reuse them when present")
+    p.add_argument("--train-only", action="store_true", help="train (and save with --models), do not score")
     p.add_argument(
         "--threads",
         type=int,
@@ -311,15 +373,24 @@ def main(argv: list[str] | None = None) -> None:
             curves += run_rbm(name, train, test, args)
         for name in filter(None, args.dbm.split(",")):
             curves += run_dbm(name, train, test, args)
+        if args.train_only:
+            return
         meta = {k: str(v) for k, v in vars(args).items()}
+        meta["estimator"] = describe(bracket_settings(args))
     text = (
-        f"Binarized MNIST-5k, {float(meta['budget']):.0f} s training budget per contender, {meta['threads']} threads "
-        f"(shared machine), {meta['test_rows']} t10k rows. RBMs: log_likelihood_bracket, upper side PT+BAR "
-        f"({meta.get('bar_chains')} chains, {meta.get('bar_sweeps')} sweeps), conservative side RAISE "
-        f"({meta['raise_rows']} rows × {meta['raise_chains']} chains, schedule {meta['schedule']}). "
-        "DBM rows: forward AIS "
-        f"({meta['chains']} chains) with the mean-field lower bound as data term, no conservative side. "
-        "Seconds count training only.\n\n" + table(final_rows(curves)) + "\n"
+        f"Binarized MNIST-5k, {float(meta['budget']):.0f} {meta.get('clock', 'wall')} s training budget per "
+        f"contender, {meta['threads']} thread(s) (shared machine), SGD lr {meta['lr']} momentum "
+        f"{meta.get('momentum', '0.9')}, {meta['test_rows']} t10k rows. RBMs: log_likelihood_bracket, "
+        f"{meta.get('estimator')}. "
+        + (
+            f"DBM rows: forward AIS ({meta['chains']} chains, schedule {meta['schedule']}) with the mean-field lower "
+            "bound as data term, no conservative side. "
+            if any(r["model"] == "dbm" for r in curves)
+            else ""
+        )
+        + "Seconds count training only.\n\n"
+        + table(final_rows(curves))
+        + "\n"
     )
     print()
     print(text)
@@ -331,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         writer.writerows(curves)
     if args.replot is None:
         (args.out / "methods.json").write_text(json.dumps({"args": meta, "rows": curves}, indent=1))
-    print(f"plot: {plot(curves, args.out, args.hidden)}")
+    print(f"plot: {plot(curves, args.out, args.hidden, meta.get('clock', 'wall'))}")
 
 
 def final_rows(curves: list[dict]) -> list[dict]:

@@ -1,12 +1,13 @@
 """Quality benchmark: test log-likelihood of 784×500 Bernoulli RBMs, ebmlab against scikit-learn.
 
-    python benchmarks/quality.py [--budget 180] [--datasets mnist,fashion-mnist] [--schedule sm2008]
+    python benchmarks/quality.py [--budget 180] [--datasets mnist,fashion-mnist] [--raise-schedule sm2008]
                                  [--chains 100] [--threads 2] [--data-dir DIR] [--out FILE.json]
 
 Data: MNIST (the 5,000-row ``train5k`` split, the 10,000 ``t10k`` test rows) and Fashion-MNIST
 (60,000 / 10,000), from ``../shared/data``, binarized at 0.5.
 
-Contenders, each given the same wall-clock training budget (``--budget`` seconds) in this process:
+Contenders, each given the same training budget (``--budget`` seconds of wall clock, or of this process's CPU
+time with ``--clock cpu``: fair on a shared machine with ``--threads 1``) in this process:
 
 - ebmlab PCD-1 (100 persistent chains) and CD-1, batch 100, plain SGD (lr 0.05), weight decay
   (L2) on the weights, visible biases from the data (``initialize(..., "hinton")``), and a learning
@@ -20,7 +21,7 @@ Contenders, each given the same wall-clock training budget (``--budget`` seconds
 Scoring, identical for all: ``ebmlab.evaluate.log_likelihood_bracket`` on the 10,000 test rows — the
 upper side −F − log Ẑ with log Ẑ from BAR on parallel-tempering samples (``--bar-chains``,
 ``--bar-sweeps``; base-rate model fit to the training rows), the conservative side from RAISE
-(``--raise-rows`` random test rows × ``--raise-chains`` chains along ``--schedule``, combined with the
+(``--raise-rows`` random test rows × ``--raise-chains`` chains along ``--raise-schedule``, combined with the
 exact −F of all rows as a control variate). The printed table lists method, epochs, updates, the
 conservative and upper test LL ± s.e., the bracket width, train LL (upper), log Ẑ ± s.e., the
 estimator seconds and the verdict (``converged`` or the failed checks).
@@ -29,7 +30,9 @@ estimator seconds and the verdict (``converged`` or the failed checks).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -39,9 +42,11 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.evaluate import ConvergenceWarning, log_likelihood_bracket
+from ebmlab.evaluate.bracket import BAR_OPTIONS
 from ebmlab.train import CD, L2, PCD, Callback, Trainer
 
 VISIBLE, HIDDEN = 784, 500
@@ -49,18 +54,26 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLITS = {"mnist": ("train5k", "t10k"), "fashion-mnist": ("train", "t10k")}
 
 
-class Budget(Callback):
-    """Stops training after ``seconds`` of wall clock; decays the learning rate linearly to ``floor``·lr₀."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
-    def __init__(self, seconds: float, lr: float, floor: float = 0.02) -> None:
+
+class Budget(Callback):
+    """Stops training after ``seconds`` on ``clock``; decays the learning rate linearly to ``floor``·lr₀.
+
+    ``clock``: ``"wall"`` (perf_counter) or ``"cpu"`` (this process's CPU seconds: with one thread a
+    fair budget on a machine shared with other jobs).
+    """
+
+    def __init__(self, seconds: float, lr: float, floor: float = 0.02, clock: str = "wall") -> None:
         self.seconds, self.lr, self.floor = seconds, lr, floor
-        self.start = time.perf_counter()
+        self.now = CLOCKS[clock]
+        self.start = self.now()
 
     def on_train_begin(self, state: Any) -> None:
-        self.start = time.perf_counter()
+        self.start = self.now()
 
     def on_batch_end(self, state: Any) -> None:
-        done = (time.perf_counter() - self.start) / self.seconds
+        done = (self.now() - self.start) / self.seconds
         if done >= 1:
             state.trainer.stop()
         else:
@@ -82,13 +95,13 @@ def train_ebmlab(method: str, x: torch.Tensor, budget: float, args: argparse.Nam
         batch_size=100,
         penalties={"weights.0": L2(args.weight_decay)},
         metrics={},
-        callbacks=[Budget(budget, args.lr)],
+        callbacks=[Budget(budget, args.lr, clock=args.clock)],
         seed=args.seed,
         progress=False,
     )
-    start = time.perf_counter()
+    start = CLOCKS[args.clock]()
     trainer.fit(x, epochs=10**6)
-    seconds = time.perf_counter() - start
+    seconds = CLOCKS[args.clock]() - start
     updates = trainer.step
     return model, {"epochs": updates * 100 / x.shape[0], "updates": updates, "seconds": seconds}
 
@@ -101,16 +114,17 @@ def train_sklearn(
     rbm = BernoulliRBM(n_components=HIDDEN, learning_rate=lr, batch_size=batch, random_state=args.seed)
     data = x.numpy()
     rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
+    now = CLOCKS[args.clock]
+    start = now()
     updates = 0
-    while time.perf_counter() - start < budget:
+    while now() - start < budget:
         order = rng.permutation(data.shape[0])
         for i in range(0, data.shape[0], rbm.batch_size):
             rbm.partial_fit(data[order[i : i + rbm.batch_size]])
             updates += 1
-            if time.perf_counter() - start >= budget:
+            if now() - start >= budget:
                 break
-    seconds = time.perf_counter() - start
+    seconds = now() - start
     model = BoltzmannMachine([BernoulliLayer(VISIBLE), BernoulliLayer(HIDDEN)])
     with torch.no_grad():
         model.weights[0].copy_(torch.from_numpy(rbm.components_.T.astype(np.float32)))
@@ -128,10 +142,7 @@ def score(model: Any, train: torch.Tensor, test: torch.Tensor, args: argparse.Na
             model,
             test,
             train,
-            options={"chains": args.bar_chains, "sweeps": args.bar_sweeps},
-            raise_rows=args.raise_rows,
-            raise_chains=args.raise_chains,
-            raise_betas=args.schedule,
+            **bracket_settings(args),
             seed=args.seed,
             progress=args.progress,
         )
@@ -152,6 +163,27 @@ def score(model: Any, train: torch.Tensor, test: torch.Tensor, args: argparse.Na
     }
 
 
+def bracket_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimator options given on the command line, the others ``log_likelihood_bracket``'s defaults."""
+    default = inspect.signature(log_likelihood_bracket).parameters
+    given = {"chains": args.bar_chains, "sweeps": args.bar_sweeps}
+    return {
+        "options": {**BAR_OPTIONS, **{k: v for k, v in given.items() if v is not None}},
+        "raise_rows": args.raise_rows or default["raise_rows"].default,
+        "raise_chains": args.raise_chains or default["raise_chains"].default,
+        "raise_betas": args.raise_schedule or default["raise_betas"].default,
+    }
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """'PT+BAR 16 chains × 4000 sweeps; RAISE 50 rows × 6 chains, schedule sm2008'."""
+    o = settings["options"]
+    return (
+        f"PT+BAR {o['chains']} chains × {o['sweeps']} sweeps; RAISE {settings['raise_rows']} rows × "
+        f"{settings['raise_chains']} chains, schedule {settings['raise_betas']}"
+    )
+
+
 def table(rows: list[dict]) -> str:
     head = (
         "| data | method | epochs | updates | test LL conservative (RAISE) ± s.e. | test LL upper (PT+BAR) ± s.e. "
@@ -169,22 +201,51 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def trained(name: str, method: str, train: torch.Tensor, args: argparse.Namespace) -> tuple[Any, dict]:
+    """Train ``method`` on ``train``, or load it from ``args.models`` when trained there before with this budget."""
+    stem = f"{name}_{method}_{args.clock}{args.budget:g}_s{args.seed}"
+    if args.models is not None and (args.models / f"{stem}.json").exists():
+        return ebmlab.load(args.models / f"{stem}.safetensors"), json.loads((args.models / f"{stem}.json").read_text())
+    if method == "sklearn":
+        model, info = train_sklearn(train, args.budget, args)
+    elif method == "sklearn-b100":
+        model, info = train_sklearn(train, args.budget, args, lr=args.lr, batch=100)
+    else:
+        model, info = train_ebmlab(method.removeprefix("ebmlab-"), train, args.budget, args)
+    if args.models is not None:
+        args.models.mkdir(parents=True, exist_ok=True)
+        model.save(args.models / f"{stem}.safetensors")
+        (args.models / f"{stem}.json").write_text(json.dumps(info))
+    return model, info
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--budget", type=float, default=180.0, help="training seconds per contender (default 180)")
     p.add_argument("--datasets", default="mnist,fashion-mnist", help="comma-separated: mnist, fashion-mnist")
     p.add_argument("--methods", default="ebmlab-pcd,ebmlab-cd,sklearn", help="comma-separated contenders")
-    p.add_argument("--schedule", default="moderate", help="RAISE schedule preset: sm2008, moderate, fast")
-    p.add_argument("--bar-chains", type=int, default=32, help="PT+BAR chains (default 32)")
-    p.add_argument("--bar-sweeps", type=int, default=200, help="PT+BAR sweeps (default 200)")
-    p.add_argument("--raise-rows", type=int, default=200, help="test rows scored by RAISE (default 200)")
-    p.add_argument("--raise-chains", type=int, default=4, help="RAISE chains per test row (default 4)")
+    p.add_argument(
+        "--raise-schedule", default=None, help="RAISE schedule preset: sm2008, moderate, fast (default: the bracket's)"
+    )
+    p.add_argument("--bar-chains", type=int, default=None, help="PT+BAR chains (default: log_likelihood_bracket's)")
+    p.add_argument("--bar-sweeps", type=int, default=None, help="PT+BAR sweeps (default: log_likelihood_bracket's)")
+    p.add_argument(
+        "--raise-rows", type=int, default=None, help="test rows scored by RAISE (default: log_likelihood_bracket's)"
+    )
+    p.add_argument(
+        "--raise-chains", type=int, default=None, help="RAISE chains per test row (default: log_likelihood_bracket's)"
+    )
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="ebmlab optimizer")
     p.add_argument("--lr", type=float, default=0.05, help="ebmlab learning rate at the start")
     p.add_argument("--momentum", type=float, default=0.0, help="ebmlab SGD momentum")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="ebmlab L2 strength on W")
     p.add_argument("--pcd-chains", type=int, default=100, help="ebmlab PCD persistent chains")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument(
+        "--clock", choices=tuple(CLOCKS), default="wall", help="budget in wall seconds (default) or CPU seconds"
+    )
+    p.add_argument("--models", type=Path, default=None, help="save trained models here; reuse them when present")
+    p.add_argument("--train-only", action="store_true", help="train (and save with --models), do not score")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
@@ -198,20 +259,21 @@ def main(argv: list[str] | None = None) -> None:
         train = load(name, train_split, data_dir=args.data_dir, download=False).binarize(0.5).data
         test = load(name, test_split, data_dir=args.data_dir, download=False).binarize(0.5).data
         for method in args.methods.split(","):
-            if method == "sklearn":
-                model, info = train_sklearn(train, args.budget, args)
-            elif method == "sklearn-b100":
-                model, info = train_sklearn(train, args.budget, args, lr=args.lr, batch=100)
-            else:
-                model, info = train_ebmlab(method.removeprefix("ebmlab-"), train, args.budget, args)
+            model, info = trained(name, method, train, args)
+            if args.train_only:
+                print(json.dumps({"data": name, "method": method, **info}), flush=True)
+                continue
+            start = time.perf_counter(), time.process_time()
             row = {"data": name, "method": method, **info, **score(model, train, test, args)}
+            row["score_wall_s"] = time.perf_counter() - start[0]
+            row["score_cpu_s"] = time.process_time() - start[1]
+            row["load"] = os.getloadavg()[0]
             rows.append(row)
             print(json.dumps(row), flush=True)
+    if args.train_only:
+        return
     print()
-    print(
-        f"PT+BAR {args.bar_chains} chains × {args.bar_sweeps} sweeps; RAISE {args.raise_rows} rows × "
-        f"{args.raise_chains} chains, schedule {args.schedule}; budget {args.budget:.0f} s, {args.threads} threads"
-    )
+    print(f"{describe(bracket_settings(args))}; budget {args.budget:.0f} {args.clock} s, {args.threads} threads")
     print(table(rows))
     if args.out is not None:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))

@@ -141,7 +141,9 @@ def test_bar_verdict_flips_when_the_ladder_is_too_coarse() -> None:
 
 
 def test_bracket_contains_exact_log_likelihood() -> None:
-    """lower ≤ exact mean LL ≤ upper within 2 s.e. (3 seeds); narrow and converged."""
+    """lower ≤ exact mean LL ≤ upper within 2 s.e. (3 seeds); narrow and converged. Seed 0 runs the defaults
+    (PT+BAR 16 × 4,000, RAISE ``sm2008`` × 6 chains × 50 rows), the others shorter settings to stay fast."""
+    short = {"options": {"chains": 32, "sweeps": 400}, "raise_rows": 100, "raise_chains": 4, "raise_betas": "moderate"}
     for seed in range(3):
         model = random_rbm(seed)
         data = exact_samples(model, 400, seed)
@@ -149,20 +151,22 @@ def test_bracket_contains_exact_log_likelihood() -> None:
         ll = float(exact.log_likelihood(model, test).mean())
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
-            b = log_likelihood_bracket(model, test, train, raise_rows=100, seed=seed, progress=False)
+            b = log_likelihood_bracket(model, test, train, seed=seed, progress=False, **({} if seed == 0 else short))
         assert b.lower - 2 * b.lower_stderr - 0.05 <= ll <= b.upper + 2 * b.upper_stderr + 0.05, (seed, ll, str(b))
         assert abs(b.upper - ll) < 0.1 and abs(b.lower - ll) < 0.1, (seed, ll, str(b))
         assert b.width == pytest.approx(b.upper - b.lower) and b.converged
         assert b.diagnostics.bracket_width == pytest.approx(b.width)
+        if seed == 0:  # the defaults: PT+BAR 16 × 4,000, RAISE sm2008 × 6 chains × 50 rows
+            assert b.log_z.sweeps == 4000 and b.log_z.replica_log_z.shape == (8,)
+            assert b.raise_result.log_estimates.shape == (50, 6) and b.raise_result.steps == 14500
 
 
 def test_bracket_with_forward_ais_and_reused_log_z() -> None:
     model = random_rbm(1)
     data = exact_samples(model, 300, 1)
-    first = log_likelihood_bracket(
-        model, data, method="ais", options={"chains": 100, "betas": "moderate"}, raise_rows=50, progress=False
-    )
-    again = log_likelihood_bracket(model, data[:100], data, log_z=first.log_z, raise_rows=50, progress=False)
+    fast = {"raise_rows": 50, "raise_chains": 4, "raise_betas": "moderate", "progress": False}
+    first = log_likelihood_bracket(model, data, method="ais", options={"chains": 100, "betas": "moderate"}, **fast)
+    again = log_likelihood_bracket(model, data[:100], data, log_z=first.log_z, **fast)
     assert again.log_z is first.log_z and isinstance(first.log_z, ais.AISResult)
     ll = exact.log_likelihood(model, data).mean()
     assert abs(first.upper - float(ll)) < 0.1
