@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import Budget
@@ -58,7 +59,7 @@ from ebmlab.data import load
 from ebmlab.evaluate import estimate_log_likelihood, mean_log_likelihood
 from ebmlab.evaluate.sample_metrics import frechet_distance
 from ebmlab.samplers import Gibbs, GibbsLangevin, Sampler
-from ebmlab.train import CD, PCD, PT, Trainer
+from ebmlab.train import CD, L2, PCD, PT, Trainer
 
 DEFAULT_DATA = next(
     (d / "shared" / "data" for d in Path(__file__).resolve().parents if (d / "shared" / "data").is_dir()),
@@ -102,7 +103,7 @@ def rbm_setup(train: Any, args: argparse.Namespace) -> tuple[BoltzmannMachine, A
     model = BoltzmannMachine([BernoulliLayer(784), BernoulliLayer(args.hidden)], seed=args.seed)
     model.initialize(data.data, method="hinton", seed=args.seed)
     if args.method == "pt":
-        method = PT(k=args.k, chains=args.chains, temperatures=args.temperatures)
+        method = PT(k=args.k, chains=args.chains, temperatures=args.temperatures, beta_min=args.beta_min)
     elif args.method == "cd-noise":
         method = CD(k=args.k, start="noise")
     else:
@@ -116,7 +117,9 @@ def train_model(args: argparse.Namespace, train: Any) -> tuple[BoltzmannMachine,
     trainer = Trainer(
         model,
         method,
+        optimizer=torch.optim.Adam if args.optimizer == "adam" else torch.optim.SGD,
         lr=args.lr,
+        penalties={"weights.0": L2(args.weight_decay)} if args.weight_decay > 0 else (),
         batch_size=args.batch,
         metrics={},
         callbacks=[(CpuBudget if args.clock == "cpu" else Budget)(args.budget, args.lr, floor=args.lr_floor)],
@@ -136,14 +139,44 @@ def train_model(args: argparse.Namespace, train: Any) -> tuple[BoltzmannMachine,
     return model, data, sampler, info
 
 
+def ladder(rungs: int, beta_min: float) -> list[float]:
+    """Geometric inverse temperatures 1 = β_0 > … > β_{rungs−1} = ``beta_min``."""
+    return [beta_min ** (t / (rungs - 1)) for t in range(rungs)]
+
+
 @torch.no_grad()
-def draw(model: BoltzmannMachine, data: Any, sampler: Sampler, args: argparse.Namespace) -> np.ndarray:
-    """Chains from noise run ``sweeps`` sweeps; the mean-field visible image of the last one, in pixels."""
+def draw(
+    model: BoltzmannMachine, data: Any, sampler: Sampler, args: argparse.Namespace
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Chains from noise run ``sweeps`` sweeps; the mean-field visible image of the last one, in pixels.
+
+    ``--sampler gibbs``: plain chains at β = 1. ``pt``: parallel tempering from noise, ``samples`` chains
+    at each of ``--sample-rungs`` geometric β in [``--sample-beta-min``, 1] with swaps of adjacent rungs
+    (exact for the product of the tempered distributions), the β = 1 rung scored. ``anneal``: every
+    chain's β rises linearly from ``--sample-beta-min`` to 1 over the first half of the sweeps, then stays 1.
+    """
     if isinstance(sampler, GibbsLangevin):
         sampler.freeze()  # the step size adapted during training; exact MALA from here on
-    states = model.sample(args.samples, steps=args.sweeps, seed=args.seed + 1, sampler=sampler, progress=True)
+    info: dict[str, Any] = {"sampler": args.sampler, "sampler_config": sampler.config()}
+    if args.sampler == "pt":
+        betas = ladder(args.sample_rungs, args.sample_beta_min)
+        pt = PT(chains=args.samples, betas=betas, sampler=sampler)
+        g = model.generator(args.seed + 1)
+        for _ in tqdm(range(args.sweeps), desc="PT sampling", leave=False):
+            pt.advance(model, 1, g)
+        states = pt.particles
+        info |= {"sample_betas": betas, **{f"sample_{k}": v for k, v in pt.metrics().items()}}
+    elif args.sampler == "anneal":
+        g = model.generator(args.seed + 1)
+        states = model.random_states(args.samples, g)
+        ramp = max(args.sweeps // 2, 1)
+        for t in tqdm(range(args.sweeps), desc="annealed sampling", leave=False):
+            beta = args.sample_beta_min + (1 - args.sample_beta_min) * min((t + 1) / ramp, 1.0)
+            states = sampler.sweep(model, states, beta, None, g)
+    else:
+        states = model.sample(args.samples, steps=args.sweeps, seed=args.seed + 1, sampler=sampler, progress=True)
     mean = model.layers[0].mean(model._field(states, 0))
-    return data.denormalize(mean).clamp(0, 1).numpy().astype(np.float32)
+    return data.denormalize(mean).clamp(0, 1).numpy().astype(np.float32), info
 
 
 def log_likelihood(model: BoltzmannMachine, train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -208,12 +241,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, required=True, help="folder for samples.npy, samples.png, scores.json")
     p.add_argument("--samples", type=int, default=1000, help="chains from noise (default 1000)")
     p.add_argument("--sweeps", type=int, default=None, help="sweeps per chain (default: grbm 100, rbm 1000)")
+    p.add_argument("--sampler", choices=("gibbs", "pt", "anneal"), default=None,
+                   help="how the scored chains from noise are run (default: see the recipes)")
+    p.add_argument("--sample-rungs", type=int, default=5, help="PT sampling: rungs of the geometric β ladder")
+    p.add_argument("--sample-beta-min", type=float, default=0.5, help="PT sampling / annealing: lowest β")
     p.add_argument("--method", default=None, help="grbm: cd-noise|pcd; rbm: pcd|pt|cd-noise")
     p.add_argument("--hidden", type=int, default=None, help="hidden units (default: grbm 256, rbm 500)")
     p.add_argument("--k", type=int, default=None, help="sweeps per update (default: grbm 50, rbm 10)")
     p.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, pt)")
-    p.add_argument("--temperatures", type=int, default=10, help="PT rungs")
+    p.add_argument("--temperatures", type=int, default=10, help="PT training: rungs")
+    p.add_argument("--beta-min", type=float, default=0.5, help="PT training: lowest β of the (adapted) ladder")
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="torch.optim.Adam (default) or SGD")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on the weights (0: none)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: grbm 3e-3, rbm 1e-3)")
     p.add_argument("--lr-floor", type=float, default=0.05, help="final learning rate as a fraction of --lr")
     p.add_argument("--step-size", type=float, default=0.1, help="initial Gibbs–Langevin step size (grbm; adapted)")
@@ -231,6 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
     grbm = args.model == "grbm"
     defaults = {
         "sweeps": 100 if grbm else 1000,
+        "sampler": "gibbs",
         "method": "cd-noise" if grbm else "pcd",
         "hidden": 256 if grbm else 500,
         "k": 50 if grbm else 10,
@@ -248,7 +289,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, data, sampler, info = train_model(args, train)
     model.save(args.out / "model.safetensors")
     start = time.perf_counter()
-    samples = draw(model, data, sampler, args)
+    samples, sample_info = draw(model, data, sampler, args)
+    info |= sample_info
     info["sample_seconds"] = time.perf_counter() - start
     np.save(args.out / "samples.npy", samples)
     grid_png(samples, args.out / "samples.png")
