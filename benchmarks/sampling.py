@@ -34,7 +34,7 @@ noise (``--method cd-noise``: every update starts its negative chains from the l
 the scored samples are then drawn *as the model was trained*: ``--sweeps`` = k sweeps from noise. Such
 a model is a non-equilibrium one — its k-sweep dynamics from noise reproduce the data, its equilibrium
 does not (longer runs drift into a few digits; README). ``grbm``: GaussianLayer(784) with σ² = 1 fixed
-(``--learn-var`` to learn it, floored at ``--var-min``) × 256 Bernoulli on data normalized by one global
+(``--learn-var`` to learn it, floored at ``--var-min``) × 500 Bernoulli on data normalized by one global
 mean and std (MNIST 0.1307 / 0.3081), exact block Gibbs (``--transition langevin``: Gibbs–Langevin with
 MH). ``rbm``: 784 × 500 Bernoulli on binarized data. Other methods: ``pcd`` (PCD-k, ``--chains``) and
 ``pt`` (parallel tempering, ``--temperatures``, ``--beta-min``); other samplers from noise: ``--sampler
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sample-rungs", type=int, default=5, help="PT sampling: rungs of the geometric β ladder")
     p.add_argument("--sample-beta-min", type=float, default=0.5, help="PT sampling / annealing: lowest β")
     p.add_argument("--method", default=None, help="cd-noise (default)|pcd|pt")
-    p.add_argument("--hidden", type=int, default=None, help="hidden units (default: grbm 256, rbm 500)")
+    p.add_argument("--hidden", type=int, default=None, help="hidden units (default 500)")
     p.add_argument("--k", type=int, default=None, help="sweeps per update (default 20)")
     p.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, pt)")
     p.add_argument("--temperatures", type=int, default=10, help="PT training: rungs")
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
     defaults = {
         "method": "cd-noise",
         "sampler": "gibbs",
-        "hidden": 256 if grbm else 500,
+        "hidden": 500,
         "k": 20,
         "lr": 3e-3,
     }
