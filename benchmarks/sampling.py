@@ -33,13 +33,17 @@ noise (``--method cd-noise``: every update starts its negative chains from the l
 "Rdm-k" training, Liao et al. 2022 use it for GRBMs), Adam lr 3e-3 decayed linearly over the budget;
 the scored samples are then drawn *as the model was trained*: ``--sweeps`` = k sweeps from noise. Such
 a model is a non-equilibrium one — its k-sweep dynamics from noise reproduce the data, its equilibrium
-does not (longer runs drift into a few digits; README). ``grbm``: GaussianLayer(784) with σ² = 1 fixed
-(``--learn-var`` to learn it, floored at ``--var-min``) × 500 Bernoulli on data normalized by one global
-mean and std (MNIST 0.1307 / 0.3081), exact block Gibbs (``--transition langevin``: Gibbs–Langevin with
-MH). ``rbm``: 784 × 500 Bernoulli on binarized data. Other methods: ``pcd`` (PCD-k, ``--chains``) and
-``pt`` (parallel tempering, ``--temperatures``, ``--beta-min``); other samplers from noise: ``--sampler
-pt`` (tempered chains, the PT-trained ladder or ``--sample-rungs`` geometric β ≥ ``--sample-beta-min``)
-and ``anneal`` (β rising from ``--sample-beta-min`` to 1).
+does not (longer runs drift into a few digits; README).
+
+- ``grbm``: GaussianLayer(784), σ² learned, floored at ``--var-min`` 0.2, log-variance learning rate
+  ×0.1 (``--fixed-var``: σ² = 1), × 500 Bernoulli, on data normalized by one global mean and std
+  (MNIST 0.1307 / 0.3081); exact block Gibbs (``--transition langevin``: Gibbs–Langevin with MH).
+- ``rbm``: 784 × 500 Bernoulli on binarized data.
+
+Other methods: ``pcd`` (PCD-k, ``--chains``) and ``pt`` (parallel tempering, ``--temperatures``,
+``--beta-min``); other samplers from noise: ``--sampler pt`` (tempered chains on the PT-trained ladder
+or ``--sample-rungs`` geometric β ≥ ``--sample-beta-min``) and ``anneal`` (β rising from
+``--sample-beta-min`` to 1).
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ class CpuBudget(Budget):
 def grbm_setup(train: Any, args: argparse.Namespace) -> tuple[BoltzmannMachine, Any, Sampler, Any]:
     data = train.normalize(MNIST_MEAN, MNIST_STD)
     visible = GaussianLayer(
-        784, var_min=args.var_min, learn_var=args.learn_var, log_var_lr_scale=args.log_var_lr_scale
+        784, var_min=args.var_min, learn_var=not args.fixed_var, log_var_lr_scale=args.log_var_lr_scale
     )
     model = BoltzmannMachine([visible, BernoulliLayer(args.hidden)], seed=args.seed)
     model.initialize(data.data, method="hinton", seed=args.seed)
@@ -286,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="grbm: Gibbs–Langevin with MH (MALA) or exact block Gibbs on the visible units")
     p.add_argument("--step-size", type=float, default=0.1, help="initial Gibbs–Langevin step size (grbm; adapted)")
     p.add_argument("--var-min", type=float, default=0.2, help="variance floor of the Gaussian units (grbm)")
-    p.add_argument("--learn-var", action="store_true", help="grbm: learn σ² (default: fixed σ² = 1)")
+    p.add_argument("--fixed-var", action="store_true", help="grbm: fix σ² = 1 (default: learned, ≥ --var-min)")
     p.add_argument("--log-var-lr-scale", type=float, default=0.1, help="log-variance learning-rate scale (grbm)")
     p.add_argument("--ll-chains", type=int, default=100, help="forward AIS chains (grbm log-likelihood)")
     p.add_argument("--ll-schedule", default="fast", help="AIS/RAISE schedule preset: sm2008, moderate, fast")
