@@ -75,6 +75,15 @@ class Sampler(ABC):
         """JSON-able settings, recorded with a run."""
         return {"name": self.name}
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue this sampler (e.g. an adapted step size); none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``."""
+        if not isinstance(state, dict):
+            raise TypeError(f"sampler state must be a dict from state_dict(), got {type(state).__name__}")
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
         return f"{type(self).__name__}({args})"
@@ -144,6 +153,18 @@ class GibbsLangevin(Sampler):
         if not self.proposed:
             return {}
         return {"langevin_acceptance": self.acceptance, "langevin_step_size": self.step_size}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The (adapted) step size and the acceptance counts, so a resumed run continues with them."""
+        return {"step_size": self.step_size, "accepted": self.accepted, "proposed": self.proposed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        step = state.get("step_size")
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step <= 1:
+            raise ValueError(f"sampler state: step_size must be a number in (0, 1], got {step!r}")
+        self.step_size = float(step)
+        self.accepted, self.proposed = float(state.get("accepted", 0.0)), int(state.get("proposed", 0))
 
     def config(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ import torch
 from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer, OneHotLayer
 from ebmlab.data import bars_and_stripes_patterns
 from ebmlab.evaluate import ais, estimate_log_likelihood, exact, raise_log_likelihood, schedules
+from ebmlab.samplers import GibbsLangevin
 from ebmlab.train import PCD, Trainer
 
 SEEDS = range(6)
@@ -322,3 +323,22 @@ def test_independent_units_are_exact_in_both_directions() -> None:
     ):
         assert res.log_z == pytest.approx(log_z, abs=1e-9)
         assert res.log_weights.abs().max() < 1e-9 and res.ess == pytest.approx(7)
+
+
+def test_gaussian_visible_with_langevin_transitions_matches_exact_log_z() -> None:
+    """AIS whose visible moves are MALA steps on the marginal (``sampler=GibbsLangevin``) is still exact."""
+    g = torch.Generator().manual_seed(5)
+    model = BoltzmannMachine([GaussianLayer(6), BernoulliLayer(10)]).to(torch.float64)
+    with torch.no_grad():
+        model.layers[0].loc.copy_(torch.randn(6, generator=g, dtype=torch.float64))
+        model.layers[0].log_var.copy_(0.3 * torch.randn(6, generator=g, dtype=torch.float64) - 0.5)
+        model.weights[0].copy_(0.8 * torch.randn(6, 10, generator=g, dtype=torch.float64))
+        model.layers[1].bias.copy_(torch.randn(10, generator=g, dtype=torch.float64) - 1)
+    log_z = exact.log_partition(model)
+    data = model.sample(200, steps=50, seed=2)[0]
+    sampler = GibbsLangevin(step_size=0.5, steps=1, mh=True)
+    fwd = ais.log_partition(model, 100, "fast", data=data, progress=False, sampler=sampler)
+    assert abs(fwd.log_z - log_z) < max(0.1, 3 * fwd.stderr), (fwd.log_z, fwd.stderr, log_z)
+    assert 0.3 < sampler.acceptance < 1.0
+    with pytest.raises(ValueError, match="sampler"):
+        ais.log_partition(model, 10, "fast", data=data, progress=False, sampler=GibbsLangevin(mh=False))

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from ebmlab import BernoulliLayer, BoltzmannMachine
+from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer
 from ebmlab.history import Checkpoint, Recorder, load_checkpoint, open_run, resume, save_checkpoint
-from ebmlab.train import PCD, Trainer
+from ebmlab.samplers import GibbsLangevin
+from ebmlab.train import CD, PCD, PT, Trainer
 
 TIMING = ("wall_seconds", "samples_per_second")
 
@@ -108,3 +109,30 @@ def test_checkpoint_errors_name_the_problem(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "model.safetensors")
     with pytest.raises(ValueError, match="every"):
         Checkpoint(tmp_path / "c", every=0)
+
+
+@pytest.mark.parametrize("make", [lambda s: CD(k=2, start="noise", sampler=s), lambda s: PCD(k=2, chains=10, sampler=s),
+                                  lambda s: PT(k=1, chains=5, temperatures=3, sampler=s)])
+def test_resumed_run_continues_with_the_adapted_langevin_step_size(tmp_path: Path, make) -> None:
+    """The Gibbs–Langevin step size adapted during training is method state: resume continues with it."""
+
+    def gaussian_trainer(folder: Path) -> Trainer:
+        model = BoltzmannMachine([GaussianLayer(6), BernoulliLayer(4)], seed=1)
+        sampler = GibbsLangevin(step_size=1.0, target_acceptance=0.574)
+        return Trainer(model, make(sampler), optimizer=torch.optim.Adam, lr=1e-2, batch_size=10, seed=3,
+                       progress=False, metrics={}, callbacks=[Checkpoint(folder / "ckpt")])
+
+    x = torch.randn(40, 6, generator=torch.Generator().manual_seed(0))
+    whole = gaussian_trainer(tmp_path / "whole")
+    whole.fit(x, 4)
+    first = gaussian_trainer(tmp_path / "split")
+    first.fit(x, 2)
+    adapted = first.method.sampler.step_size
+    assert adapted < 1.0  # the adaptation moved it
+    resumed = resume(gaussian_trainer(tmp_path / "split"), tmp_path / "split" / "ckpt")
+    assert resumed.method.sampler.step_size == adapted
+    assert resumed.method.sampler.proposed == first.method.sampler.proposed
+    resumed.fit(x, 4)
+    assert resumed.method.sampler.step_size == whole.method.sampler.step_size
+    for a, b in zip(whole.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)

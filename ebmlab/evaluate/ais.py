@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from .._checks import check_positive_int
 from ..layers import BernoulliLayer, GaussianLayer, Layer, OneHotLayer
 from ..model import MAX_ENUMERATION
+from ..samplers import GibbsLangevin
 from ._common import check_model, is_discrete, visible_rows
 from .bounds import variational_free_energy
 from .diagnostics import (
@@ -216,6 +217,53 @@ def _anneal_bernoulli_rbm(
     return log_w
 
 
+def _visible_log_target(model: Any, base: BaseRate, states: list[torch.Tensor], beta: float) -> torch.Tensor:
+    """log p_β(v | even layers ≥ 2) up to a constant: −(1 − β) H_base(v) − β H_0(v) + log Z_1(β f_1)."""
+    v = states[0]
+    hidden = model.layers[1].log_partition(beta * model._field(states, 1))
+    return -(1 - beta) * base.layer.energy(v) - beta * base.target.energy(v) + hidden
+
+
+def _langevin_visible(
+    model: Any, base: BaseRate, states: list[torch.Tensor], beta: float, sampler: GibbsLangevin,
+    g: torch.Generator | None,
+) -> torch.Tensor:
+    """``sampler.steps`` MALA steps on the Gaussian visible layer, layer 1 summed out (its marginal at β).
+
+    Preconditioner D = 1/λ, λ = (1 − β)/σ_B² + β/σ² (the precision of v given the hidden layer), step
+    y = x + α D ∇log π(x) + √(2αD) ξ accepted with the Metropolis–Hastings ratio, so p_β stays invariant;
+    α is ``sampler.step_size`` (not adapted here). Counts go to ``sampler.accepted`` / ``proposed``.
+    """
+    a = sampler.step_size
+    precision = (1 - beta) / base.layer.var.detach() + beta / base.target.var.detach()
+    d = 1 / precision
+
+    def log_target_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            value = _visible_log_target(model, base, [x, *states[1:]], beta)
+            (grad,) = torch.autograd.grad(value.sum(), x)
+        return value.detach(), grad
+
+    x = states[0]
+    log_x, grad_x = log_target_and_grad(x)
+    for _ in range(sampler.steps):
+        noise = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=g)
+        y = x + a * d * grad_x + (2 * a * d).sqrt() * noise
+        log_y, grad_y = log_target_and_grad(y)
+        forward = ((y - x - a * d * grad_x) ** 2 / (4 * a * d)).sum(-1)
+        backward = ((x - y - a * d * grad_y) ** 2 / (4 * a * d)).sum(-1)
+        log_ratio = log_y - log_x - backward + forward
+        u = torch.rand(log_ratio.shape, dtype=log_ratio.dtype, device=x.device, generator=g)
+        accept = torch.log(u) < log_ratio
+        sampler.accepted += float(accept.sum())
+        sampler.proposed += accept.numel()
+        x = torch.where(accept.unsqueeze(-1), y, x)
+        log_x = torch.where(accept, log_y, log_x)
+        grad_x = torch.where(accept.unsqueeze(-1), grad_y, grad_x)
+    return x
+
+
 def _anneal(
     model: Any,
     base: BaseRate,
@@ -224,9 +272,16 @@ def _anneal(
     g: torch.Generator | None,
     desc: str,
     progress: bool,
+    sampler: GibbsLangevin | None = None,
 ) -> torch.Tensor:
-    """Σ_k f_{β_k}(x_k) − f_{β_{k−1}}(x_k) along ``betas``, with Gibbs moves at β_k in between."""
-    if model.depth == 2 and all(type(layer) is BernoulliLayer for layer in model.layers):
+    """Σ_k f_{β_k}(x_k) − f_{β_{k−1}}(x_k) along ``betas``, with Gibbs moves at β_k in between.
+
+    With ``sampler`` a Gaussian visible layer moves by its Metropolis-adjusted Langevin steps
+    (``_langevin_visible``) instead of an exact Gibbs draw; every other layer still moves by Gibbs.
+    """
+    if sampler is not None and not isinstance(base.target, GaussianLayer):
+        sampler = None  # as in GibbsLangevin: Langevin moves only real-valued units
+    if sampler is None and model.depth == 2 and all(type(layer) is BernoulliLayer for layer in model.layers):
         return _anneal_bernoulli_rbm(model, base, states[0], betas, g, desc, progress)
     odd = list(range(1, model.depth, 2))
     even = list(range(0, model.depth, 2))
@@ -247,7 +302,10 @@ def _anneal(
             states[i] = model.layers[i].sample(cur * f, 1.0, g)
         for i in even:
             f = model._field(states, i)
-            states[i] = base.mixed_sample(f, cur, g) if i == 0 else model.layers[i].sample(cur * f, 1.0, g)
+            if i == 0 and sampler is not None:
+                states[0] = _langevin_visible(model, base, states, cur, sampler, g)
+            else:
+                states[i] = base.mixed_sample(f, cur, g) if i == 0 else model.layers[i].sample(cur * f, 1.0, g)
         gap = base.energy_gap(states[0])
     return log_w
 
@@ -265,6 +323,7 @@ def log_partition(
     progress: bool = True,
     tolerance: float = TOLERANCE,
     warn: bool = True,
+    sampler: GibbsLangevin | None = None,
 ) -> AISResult:
     """Estimate log Z of ``model`` by AIS from the base-rate model fit to ``data``.
 
@@ -280,8 +339,14 @@ def log_partition(
     2√2 · s.e. ≤ ``tolerance`` nats, and the even and odd chains agree within ``tolerance`` + 3 s.e.
     (``ebmlab.evaluate.diagnostics``); otherwise a ``ConvergenceWarning`` is emitted (``warn=False``
     silences it). Passing these checks does not prove that the chains found every mode.
+
+    ``sampler``: None (block Gibbs, exact Gaussian draws for a Gaussian visible layer) or a
+    ``GibbsLangevin(mh=True)``: its ``steps`` Metropolis-adjusted Langevin steps of size ``step_size``
+    (fixed) move a Gaussian visible layer on its marginal at each β (the hidden layer summed out).
     """
     model = check_model(model)
+    if sampler is not None and not (isinstance(sampler, GibbsLangevin) and sampler.mh):
+        raise ValueError(f"sampler must be None or GibbsLangevin(mh=True) (an exact transition), got {sampler!r}")
     chains = check_positive_int(chains, "chains")
     tolerance = check_tolerance(tolerance, "tolerance")
     burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
@@ -301,7 +366,7 @@ def log_partition(
         betas_list = schedule.tolist()
     log_z0 = base_log_partition(model, base)
     desc = "AIS reverse" if reverse else "AIS forward"
-    log_w = _anneal(model, base, states, betas_list, g, desc, progress).cpu()
+    log_w = _anneal(model, base, states, betas_list, g, desc, progress, sampler).cpu()
     lme, stderr, ess = log_mean_exp(log_w)
     log_z = log_z0 - lme if reverse else log_z0 + lme
     diag = weight_diagnostics(log_w, tolerance)
