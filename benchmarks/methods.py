@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -46,8 +46,10 @@ import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
 from ebmlab.evaluate import ConvergenceWarning, ais, log_likelihood_bracket
-from ebmlab.evaluate.bracket import BAR_OPTIONS
 from ebmlab.train import CD, L2, PCD, PT, TAP, Callback, LayerwiseTrainer, Method, Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import bracket_settings, describe  # the estimator settings both benchmarks share
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DATA = ROOT.parents[1] / "shared" / "data"
@@ -235,27 +237,6 @@ def checkpoints(
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
-
-
-def bracket_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The estimator options given on the command line, the others ``log_likelihood_bracket``'s defaults."""
-    default = inspect.signature(log_likelihood_bracket).parameters
-    given = {"chains": args.bar_chains, "sweeps": args.bar_sweeps}
-    return {
-        "options": {**BAR_OPTIONS, **{k: v for k, v in given.items() if v is not None}},
-        "raise_rows": args.raise_rows or default["raise_rows"].default,
-        "raise_chains": args.raise_chains or default["raise_chains"].default,
-        "raise_betas": args.raise_schedule or default["raise_betas"].default,
-    }
-
-
-def describe(settings: dict[str, Any]) -> str:
-    """'PT+BAR 16 chains × 4000 sweeps; RAISE 50 rows × 6 chains, schedule sm2008'."""
-    o = settings["options"]
-    return (
-        f"PT+BAR {o['chains']} chains × {o['sweeps']} sweeps; RAISE {settings['raise_rows']} rows × "
-        f"{settings['raise_chains']} chains, schedule {settings['raise_betas']}"
-    )
 
 
 def table(rows: list[dict]) -> str:
