@@ -40,7 +40,9 @@ data = as_dataset((torch.rand(300, 40, generator=g) < 0.3).float())
 model = BoltzmannMachine([BernoulliLayer(40), BernoulliLayer(30)])
 rec = Recorder(path, snapshot_every=1, particles=20, bins=10)
 ckpt = Checkpoint(path + ".ckpt")
-trainer = Trainer(model, PCD(chains=20), lr=1e-2, batch_size=30, progress=False, callbacks=[rec, ckpt, Report()])
+# metric_budget=None: every metric every epoch (the budget would skip some by measured cost, at random)
+trainer = Trainer(model, PCD(chains=20), lr=1e-2, batch_size=30, progress=False, metric_budget=None,
+                  callbacks=[rec, ckpt, Report()])
 print(json.dumps({"ready": True}), flush=True)
 trainer.fit(data, epochs)
 """
