@@ -57,17 +57,6 @@ def small_rbm(seed: int) -> BoltzmannMachine:
     return model
 
 
-@torch.no_grad()
-def exact_samples(model: BoltzmannMachine, rows: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(1000 + seed)
-    w, b, c = model.weights[0], model.layers[0].bias, model.layers[1].bias
-    h = model.layers[1].all_states()
-    log_p = h @ c + torch.nn.functional.softplus(h @ w.T + b).sum(1)
-    pick = torch.multinomial(torch.softmax(log_p, 0), rows, replacement=True, generator=g)
-    p_v = torch.sigmoid(h[pick] @ w.T + b)
-    return (torch.rand(p_v.shape, generator=g, dtype=torch.float64) < p_v).to(torch.float64)
-
-
 def timed(fn: Any, *a: Any, **kw: Any) -> tuple[Any, float, float]:
     """(fn(*a, **kw), wall seconds, CPU seconds of this process)."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -112,7 +101,7 @@ def part_small(args: argparse.Namespace) -> list[dict]:
         for seed in range(args.small_seeds):
             model = small_rbm(seed)
             truth = exact.log_partition(model)
-            data = exact_samples(model, 300, seed)
+            data = exact.sample(model, 300, seed=1000 + seed)[0]
             if name == "bracket":  # the default log_likelihood_bracket: worse side's error in mean log-likelihood
                 exact_ll = float(-model.free_energy(data).detach().mean()) - truth
                 with warnings.catch_warnings():

@@ -17,15 +17,6 @@ from ebmlab.train import PCD, Trainer
 SEEDS = range(6)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """AIS on tiny models is thousands of small ops: extra intra-op threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def hidden_states(n: int) -> torch.Tensor:
     """All 2ⁿ binary vectors (bit k of the code, most significant first)."""
     codes = torch.arange(2**n).unsqueeze(-1)
@@ -44,16 +35,9 @@ def random_rbm(seed: int, visible: int = 16) -> BoltzmannMachine:
     return model
 
 
-@torch.no_grad()
 def exact_samples(model: BoltzmannMachine, rows: int, seed: int) -> torch.Tensor:
-    """Exact draws from a Bernoulli RBM: h from its enumerated marginal, then v | h."""
-    g = torch.Generator().manual_seed(1000 + seed)
-    w, b, c = model.weights[0], model.layers[0].bias, model.layers[1].bias
-    h = hidden_states(w.shape[1])
-    log_p = h @ c + torch.nn.functional.softplus(h @ w.T + b).sum(1)
-    pick = torch.multinomial(torch.softmax(log_p, 0), rows, replacement=True, generator=g)
-    p_v = torch.sigmoid(h[pick] @ w.T + b)
-    return (torch.rand(p_v.shape, generator=g, dtype=torch.float64) < p_v).to(torch.float64)
+    """Exact visible draws from a small RBM (``exact.sample``: h enumerated, then v | h)."""
+    return exact.sample(model, rows, seed=1000 + seed)[0]
 
 
 def test_bernoulli_rbm_forward_and_reverse_match_exact_and_bracket() -> None:

@@ -24,14 +24,6 @@ from ebmlab.evaluate.diagnostics import weight_diagnostics
 from .test_evaluate_ais import exact_samples, random_rbm
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def strong_rbm(seed: int, scale: float = 2.5) -> BoltzmannMachine:
     """16×12 RBM with W ~ N(0, scale²): several separated modes, a long tempering path."""
     g = torch.Generator().manual_seed(seed)

@@ -69,6 +69,43 @@ def test_too_large_is_refused_with_size() -> None:
         exact.log_partition(BoltzmannMachine([BernoulliLayer(10), BernoulliLayer(8)]), max_configurations=100)
 
 
+@pytest.mark.parametrize("name", ["rbm onehot visible", "depth 3 onehot", "depth 4 mixed"])
+def test_sample_matches_the_brute_force_joint(name: str) -> None:
+    """40,000 exact draws (chunks of 4 configurations, so the two-pass chunk choice is exercised)
+    against the brute-force joint: Pearson χ² over the joint states (cells with expected count < 5
+    pooled) within 5 standard deviations of its degrees of freedom."""
+    model = randomize(BoltzmannMachine(MODELS[name]()), seed=3)
+    per_layer = [states_of(layer) for layer in model.layers]
+    idx = torch.cartesian_prod(*[torch.arange(s.shape[0]) for s in per_layer])
+    joint = torch.cat([s[idx[:, i]] for i, s in enumerate(per_layer)], 1)
+    with torch.no_grad():
+        p = torch.softmax(-model.energy([s[idx[:, i]] for i, s in enumerate(per_layer)]), 0)
+    n = 40_000
+    draws = torch.cat(exact.sample(model, n, seed=0, chunk=4), 1)
+    assert draws.shape == (n, joint.shape[1])
+    cell = (draws.unsqueeze(1) == joint.unsqueeze(0)).all(-1).double().argmax(1)
+    counts = torch.bincount(cell, minlength=joint.shape[0]).double()
+    expected = n * p
+    big = expected >= 5
+    observed = torch.cat([counts[big], counts[~big].sum().reshape(1)])
+    wanted = torch.cat([expected[big], expected[~big].sum().reshape(1)])
+    keep = wanted > 0
+    chi2 = float(((observed[keep] - wanted[keep]) ** 2 / wanted[keep]).sum())
+    dof = int(keep.sum()) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof), (chi2, dof)
+    again = torch.cat(exact.sample(model, n, seed=0, chunk=4), 1)
+    assert torch.equal(draws, again)  # seeded
+
+
+def test_sample_refuses_what_it_cannot_enumerate() -> None:
+    with pytest.raises(ValueError, match="exact sample would enumerate"):
+        exact.sample(BoltzmannMachine([BernoulliLayer(10), BernoulliLayer(8)]), 5, max_configurations=100)
+    with pytest.raises(ValueError, match="exact sample needs the even or the odd layers"):
+        exact.sample(BoltzmannMachine([GaussianLayer(3), GaussianLayer(2)]), 5)
+    with pytest.raises(ValueError, match="n must be"):
+        exact.sample(BoltzmannMachine([BernoulliLayer(3), BernoulliLayer(2)]), 0)
+
+
 def test_log_likelihood_normalizes() -> None:
     model = randomize(BoltzmannMachine([BernoulliLayer(5), BernoulliLayer(2), OneHotLayer(1, 3)]), seed=4)
     ll = exact.log_likelihood(model, states_of(model.layers[0]))

@@ -225,11 +225,8 @@ def test_live_log_likelihood_through_the_trainer_is_within_half_a_nat_of_exact_a
 
 
 def exact_samples(model: BoltzmannMachine, n: int, seed: int) -> torch.Tensor:
-    """n visible rows drawn from the exact marginal of a small RBM (enumerating the visible states)."""
-    nv = model.layers[0].n
-    states = ((torch.arange(2**nv).unsqueeze(1) >> torch.arange(nv)) & 1).double()
-    p = torch.softmax(-model.free_energy(states), 0)
-    return states[torch.multinomial(p, n, replacement=True, generator=torch.Generator().manual_seed(seed))]
+    """n visible rows drawn from the exact distribution of a small RBM (``exact.sample``)."""
+    return exact.sample(model, n, seed=seed)[0]
 
 
 def test_bridge_recovers_the_exact_log_partition_ratio_with_a_calibrated_stderr() -> None:

@@ -12,6 +12,10 @@ Configurations are decoded from integer codes in chunks and combined by a runnin
 float64, so memory stays bounded; about 2²⁴ configurations of a small model take seconds on a CPU.
 
     log p(v) = −F(v) − log Z.
+
+Exact samples (``sample``) come from the same enumeration: a configuration h_S of the enumerated set
+is drawn with probability exp(−F_S̄(h_S)) / Z (chunk masses first, then a configuration within each
+chosen chunk), and the other set given h_S is a product of independent layer conditionals.
 """
 
 from __future__ import annotations
@@ -52,6 +56,45 @@ def _decode(layer: Any, codes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor
     return onehot.reshape(codes.shape[0], layer.n).to(dtype)
 
 
+def _enumeration(model: Any, max_configurations: int, chunk: int, what: str) -> tuple[int, list[int], int]:
+    """(parity, enumerated layer indices, configurations) after checking the set is discrete and small."""
+    max_configurations = check_positive_int(max_configurations, "max_configurations")
+    check_positive_int(chunk, "chunk")
+    parity, count = enumeration_cost(model)
+    if math.isinf(count):
+        raise ValueError(
+            f"exact {what} needs the even or the odd layers to be all discrete (Bernoulli/OneHot); "
+            f"layers are {[type(layer).__name__ for layer in model.layers]}"
+        )
+    enumerated = [i for i in range(model.depth) if i % 2 == parity]
+    if count > max_configurations:
+        names = ", ".join(model.layers[i].label for i in enumerated)
+        raise ValueError(
+            f"exact {what} would enumerate {count:.4g} configurations (≈2^{math.log2(count):.1f}) of "
+            f"{names}; the limit is max_configurations={max_configurations} — use ebmlab.evaluate.ais instead"
+        )
+    return parity, enumerated, int(count)
+
+
+def _configurations(model: Any, parity: int, enumerated: list[int], codes: torch.Tensor) -> list[torch.Tensor]:
+    """Full state lists whose enumerated layers hold the configurations ``codes`` (others zero)."""
+    states = [layer.zero_field(codes.shape[0]) for layer in model.layers]
+    rest = codes
+    for i in reversed(enumerated):
+        size = int(model.layers[i].num_states())
+        states[i] = _decode(model.layers[i], rest % size, model.dtype)
+        rest = rest // size
+    return states
+
+
+def _chunk_masses(model: Any, parity: int, enumerated: list[int], count: int, chunk: int):
+    """(codes, −F_S̄(h_S)) of every chunk of configurations, in order."""
+    for start in range(0, count, chunk):
+        codes = torch.arange(start, min(start + chunk, count), device=model.device)
+        states = _configurations(model, parity, enumerated, codes)
+        yield codes, -model._partial_free_energy(states, 1 - parity).to(torch.float64)
+
+
 @torch.no_grad()
 def log_partition(model: Any, max_configurations: int = MAX_CONFIGURATIONS, chunk: int = CHUNK) -> float:
     """log Z by enumerating the cheaper of the even/odd layer sets, the other summed out exactly.
@@ -60,35 +103,45 @@ def log_partition(model: Any, max_configurations: int = MAX_CONFIGURATIONS, chun
     ``max_configurations``, or when neither set is entirely discrete.
     """
     model = check_model(model)
-    max_configurations = check_positive_int(max_configurations, "max_configurations")
-    chunk = check_positive_int(chunk, "chunk")
-    parity, count = enumeration_cost(model)
-    if math.isinf(count):
-        raise ValueError(
-            "exact log_partition needs the even or the odd layers to be all discrete (Bernoulli/OneHot); "
-            f"layers are {[type(layer).__name__ for layer in model.layers]}"
-        )
-    enumerated = [i for i in range(model.depth) if i % 2 == parity]
-    if count > max_configurations:
-        names = ", ".join(model.layers[i].label for i in enumerated)
-        raise ValueError(
-            f"exact log_partition would enumerate {count:.4g} configurations (≈2^{math.log2(count):.1f}) of "
-            f"{names}; the limit is max_configurations={max_configurations} — use ebmlab.evaluate.ais instead"
-        )
-    count = int(count)
-    sizes = [int(model.layers[i].num_states()) for i in enumerated]
+    parity, enumerated, count = _enumeration(model, max_configurations, chunk, "log_partition")
     total = torch.tensor(-math.inf, dtype=torch.float64)
-    for start in range(0, count, chunk):
-        codes = torch.arange(start, min(start + chunk, count), device=model.device)
-        rows = codes.shape[0]
-        states = [layer.zero_field(rows) for layer in model.layers]
-        rest = codes
-        for i, size in zip(reversed(enumerated), reversed(sizes)):
-            states[i] = _decode(model.layers[i], rest % size, model.dtype)
-            rest = rest // size
-        neg_f = -model._partial_free_energy(states, 1 - parity).to(torch.float64)
+    for _, neg_f in _chunk_masses(model, parity, enumerated, count, chunk):
         total = torch.logaddexp(total, torch.logsumexp(neg_f, 0).cpu())
     return float(total)
+
+
+@torch.no_grad()
+def sample(
+    model: Any, n: int, seed: int | None = None, max_configurations: int = MAX_CONFIGURATIONS, chunk: int = CHUNK
+) -> list[torch.Tensor]:
+    """``n`` independent exact draws from p(h_0, …, h_L) ∝ exp(−E); returns every layer's state.
+
+    ``samples[0]`` is the visible layer. The cheaper even/odd set S is enumerated: each chunk's mass
+    Σ exp(−F_S̄(h_S)) picks how many draws fall in it (one multinomial over chunks), a second pass
+    picks configurations within the chosen chunks, and every layer outside S is drawn from its exact
+    conditional given S. Same limits as ``log_partition``.
+    """
+    model = check_model(model)
+    n = check_positive_int(n, "n")
+    parity, enumerated, count = _enumeration(model, max_configurations, chunk, "sample")
+    g = model.generator(seed)
+    masses = torch.stack(
+        [torch.logsumexp(neg_f, 0) for _, neg_f in _chunk_masses(model, parity, enumerated, count, chunk)]
+    )
+    per_chunk = torch.bincount(
+        torch.multinomial(torch.softmax(masses, 0), n, replacement=True, generator=g),
+        minlength=masses.shape[0],
+    ).tolist()
+    picked = []
+    for (codes, neg_f), k in zip(_chunk_masses(model, parity, enumerated, count, chunk), per_chunk):
+        if k:
+            picked.append(codes[torch.multinomial(torch.softmax(neg_f, 0), k, replacement=True, generator=g)])
+    codes = torch.cat(picked)
+    codes = codes[torch.randperm(n, generator=g, device=codes.device)]  # chunks arrive in order: shuffle rows
+    states = _configurations(model, parity, enumerated, codes)
+    for i in range(1 - parity, model.depth, 2):
+        states[i] = model.layers[i].sample(model._field(states, i), 1.0, g)
+    return states
 
 
 @torch.no_grad()
