@@ -176,7 +176,7 @@ def bracket_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def describe(settings: dict[str, Any]) -> str:
-    """'PT+BAR 16 chains × 4000 sweeps; RAISE 50 rows × 6 chains, schedule sm2008'."""
+    """'PT+BAR 16 chains × 10000 sweeps; RAISE 50 rows × 6 chains, schedule sm2008'."""
     o = settings["options"]
     return (
         f"PT+BAR {o['chains']} chains × {o['sweeps']} sweeps; RAISE {settings['raise_rows']} rows × "

@@ -134,7 +134,7 @@ def test_bar_verdict_flips_when_the_ladder_is_too_coarse() -> None:
 
 def test_bracket_contains_exact_log_likelihood() -> None:
     """lower ≤ exact mean LL ≤ upper within 2 s.e. (3 seeds); narrow and converged. Seed 0 runs the defaults
-    (PT+BAR 16 × 4,000, RAISE ``sm2008`` × 6 chains × 50 rows), the others shorter settings to stay fast."""
+    (PT+BAR 16 × 10,000, RAISE ``sm2008`` × 6 chains × 50 rows), the others shorter settings to stay fast."""
     short = {"options": {"chains": 32, "sweeps": 400}, "raise_rows": 100, "raise_chains": 4, "raise_betas": "moderate"}
     for seed in range(3):
         model = random_rbm(seed)
@@ -148,8 +148,8 @@ def test_bracket_contains_exact_log_likelihood() -> None:
         assert abs(b.upper - ll) < 0.1 and abs(b.lower - ll) < 0.1, (seed, ll, str(b))
         assert b.width == pytest.approx(b.upper - b.lower) and b.converged
         assert b.diagnostics.bracket_width == pytest.approx(b.width)
-        if seed == 0:  # the defaults: PT+BAR 16 × 4,000, RAISE sm2008 × 6 chains × 50 rows
-            assert b.log_z.sweeps == 4000 and b.log_z.replica_log_z.shape == (8,)
+        if seed == 0:  # the defaults: PT+BAR 16 × 10,000, RAISE sm2008 × 6 chains × 50 rows
+            assert b.log_z.sweeps == 10000 and b.log_z.replica_log_z.shape == (8,)
             assert b.raise_result.log_estimates.shape == (50, 6) and b.raise_result.steps == 14500
 
 
