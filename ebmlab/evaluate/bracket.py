@@ -104,8 +104,8 @@ def log_likelihood_bracket(
 
     ``train`` (default ``data``) fits the base-rate model of every annealing path and starts the
     data-started PT replicas. ``method``: ``"bar"`` (PT + BAR, ``bar.log_partition`` with
-    ``BAR_OPTIONS``: 16 chains × 10,000 sweeps, the first 2,500 discarded) or ``"ais"`` (forward AIS, ``ais.log_partition``) for the
-    upper side, with keyword ``options`` passed to it (overriding those defaults);
+    ``BAR_OPTIONS``: 16 chains × 10,000 sweeps, the first 2,500 discarded) or ``"ais"`` (forward AIS,
+    ``ais.log_partition``) for the upper side, with keyword ``options`` passed to it (overriding those defaults);
     or pass a ready ``log_z`` result (e.g. to score train and test rows against the same log Ẑ).
     RAISE scores ``raise_rows`` random rows of ``data`` (all when fewer) with ``raise_chains`` chains
     each along ``raise_betas``. The defaults were chosen on the 784×500 MNIST-5k model of
