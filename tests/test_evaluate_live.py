@@ -170,6 +170,19 @@ def test_live_metric_refuses_what_it_cannot_track() -> None:
         LiveLogLikelihood(ess=1.5)
 
 
+@pytest.mark.parametrize("method", ["exact", "tracked"])
+def test_live_metric_refuses_a_model_of_other_sizes_until_reset(method: str) -> None:
+    small, other = (BoltzmannMachine([BernoulliLayer(n), BernoulliLayer(6)], seed=0).double() for n in (8, 10))
+    live = LiveLogLikelihood(method=method)
+    live(small, visible_rows(small, 10))
+    with pytest.raises(ValueError, match=r"layer sizes \[8, 6\], got one with \[10, 6\]; call reset\(\)"):
+        live(other, visible_rows(other, 10))
+    with pytest.raises(ValueError, match=r"layer sizes \[8, 6\]"):
+        live.update(other)
+    live.reset()
+    value = live(other, visible_rows(other, 10))
+    assert math.isfinite(float(value)) and live.mode == method
+
 def test_live_log_likelihood_on_mnist_matches_exact_at_the_end(shared_data) -> None:
     """784×16 RBM, PCD-1 at lr 1e-3 for 6 epochs on 2,000 MNIST rows (live metric every epoch through the
     Trainer): the final tracked log-likelihood is within 2 nats of the exact one (2^16 hidden states)."""
