@@ -472,7 +472,7 @@ class Trainer:
                 spent = time.perf_counter() - start
                 state.metric_seconds += spent
                 state.metrics["wall_seconds"] += spent
-                state.metrics["samples_per_second"] = x.shape[0] / max(state.metrics["wall_seconds"], 1e-12)
+                state.metrics["samples_per_second"] = rows / max(state.metrics["wall_seconds"], 1e-12)
                 for name, value in state.metrics.items():
                     column = self.history.setdefault(name, [])
                     column.extend([math.nan] * (self.epoch - 1 - len(column)))
