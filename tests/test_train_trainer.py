@@ -4,6 +4,7 @@ divergence guard, resume and argument errors."""
 from __future__ import annotations
 
 import io
+import math
 import threading
 import time
 
@@ -90,6 +91,18 @@ def test_custom_metrics_on_training_and_validation_rows():
     history = Trainer(rbm(), CD(), batch_size=10, metrics=metrics, progress=False).fit(x, 2, validation=v)
     assert history["mean"] == [pytest.approx(x.mean().item())] * 2
     assert history["val_mean"] == [pytest.approx(v.mean().item())] * 2
+
+
+def test_metrics_set_after_a_fit_are_used_by_the_next_one():
+    x = binary(40, 8, 1)
+    trainer = Trainer(rbm(), CD(), batch_size=10, metrics={"mean": lambda model, data: 0.5}, progress=False)
+    trainer.fit(x, 1)
+    trainer.metrics = {"rows": lambda model, data: float(data.shape[0])}
+    history = trainer.fit(x, 2)
+    assert history["mean"] == [0.5] and history["rows"][1] == 40.0 and math.isnan(history["rows"][0])
+    with pytest.raises(TypeError, match="metrics must map names to callables"):
+        trainer.metrics = {"bad": 3}
+    assert list(trainer.metrics) == ["rows"]
 
 
 def test_default_metrics_of_an_rbm_include_the_free_energy_gap():
@@ -250,6 +263,7 @@ def test_stop_while_paused_ends_fit():
     trainer.stop()
     thread.join(10)
     assert not thread.is_alive() and steps.count == count
+
 
 
 # -- divergence ------------------------------------------------------------------------------------

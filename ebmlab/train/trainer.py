@@ -120,9 +120,9 @@ class Trainer:
 
     A metric may return an ``Estimate`` (a float with ``.stderr``); its standard error is recorded as
     ``<name>_stderr``. Stateful metrics (``ebmlab.evaluate.StatefulMetric``, e.g. the live
-    ``log_likelihood``) are built once per Trainer, brought to the initial parameters before the first
-    epoch, given ``after_step(model, method)`` after every optimizer step when they define it, and reset by
-    ``load_state_dict``.
+    ``log_likelihood``) are built once per Trainer (again when ``metrics`` is assigned), brought to the
+    initial parameters before the first epoch, given ``after_step(model, method)`` after every optimizer
+    step when they define it, and reset by ``load_state_dict``.
 
     ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
     Each metric's cost (its training and validation calls) is measured in CPU seconds of this
@@ -190,7 +190,7 @@ class Trainer:
         self.penalties = resolve(model, penalties, Penalty, "penalties")
         self.constraints = resolve(model, constraints, Constraint, "constraints")
         self._bind_constraints()
-        self.metrics = self._check_metrics(metrics)
+        self.metrics = metrics
         self.callbacks = list(callbacks)
         for i, cb in enumerate(self.callbacks):
             if not isinstance(cb, Callback):
@@ -210,8 +210,6 @@ class Trainer:
         self._pending_lr: float | None = None
         self._paused_seconds = 0.0
         self._validated: dict[str, tuple[Any, torch.Tensor, int, Dataset, torch.Tensor]] = {}
-        self._resolved: tuple[dict[str, MetricFn], dict[str, MetricFn]] | None = None
-        self._metric_cost: dict[str, float] = {}
         self._metric_credit = 0.0
         self._stderr_names: set[str] = set()
         self._train_clock = 0.0
@@ -259,6 +257,17 @@ class Trainer:
     def _bind_constraints(self) -> None:
         self._projections = [c.bind(p, name) for name, p, c in self.constraints] + layer_projections(self.model)
 
+    @property
+    def metrics(self) -> dict[str, MetricFn] | list[str] | None:
+        """The metrics as given (None: ``default_metrics``); setting them takes effect at the next ``fit``."""
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> None:
+        self._metrics = self._check_metrics(metrics)
+        self._resolved: tuple[dict[str, MetricFn], dict[str, MetricFn]] | None = None  # rebuilt at the next fit
+        self._metric_cost: dict[str, float] = {}  # and measured again
+
     @staticmethod
     def _check_metrics(metrics: Any) -> dict[str, MetricFn] | list[str] | None:
         if metrics is None:
@@ -277,7 +286,8 @@ class Trainer:
         raise TypeError("metrics must be a dict {name: callable}, a list of ebmlab.evaluate metric names, or None")
 
     def _resolve_metrics(self) -> tuple[dict[str, MetricFn], dict[str, MetricFn]]:
-        """(single-set metrics, paired metrics), built once per Trainer (stateful metrics keep their state)."""
+        """(single-set metrics, paired metrics), built once per setting of ``metrics`` (stateful ones keep their
+        state)."""
         if self._resolved is None:
             self._resolved = self._build_metrics()
         return self._resolved
