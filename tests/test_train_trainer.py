@@ -27,6 +27,7 @@ from ebmlab.train import (
     Trainer,
     TrainingDiverged,
 )
+from ebmlab.train.distributed import DataParallel
 
 
 def binary(rows: int, cols: int, seed: int = 0) -> torch.Tensor:
@@ -264,6 +265,19 @@ def test_stop_while_paused_ends_fit():
     thread.join(10)
     assert not thread.is_alive() and steps.count == count
 
+
+def test_set_lr_and_pause_refuse_under_data_parallelism_with_several_ranks():
+    """They would act on the calling rank alone (ranks diverge, or the others hang in a collective)."""
+    trainer = Trainer(rbm(), CD(), metrics={}, progress=False, process_group=False)
+    trainer._dp = DataParallel(None, 0, 2)  # as Trainer(process_group=...) resolves rank 0 of a 2-rank group
+    with pytest.raises(RuntimeError, match=r"set_lr\(\) is not supported .*rank 0 of 2.*scheduler"):
+        trainer.set_lr(0.1)
+    with pytest.raises(RuntimeError, match=r"pause\(\) is not supported .*rank 0 of 2.*use stop\(\)"):
+        trainer.pause()
+    assert trainer.lr == 0.05 and not trainer.paused
+    trainer._dp = DataParallel(None, 0, 1)  # one rank: nothing to diverge from
+    trainer.set_lr(0.1)
+    assert trainer.lr == 0.1
 
 
 # -- divergence ------------------------------------------------------------------------------------

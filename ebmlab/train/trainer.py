@@ -139,7 +139,8 @@ class Trainer:
     ``ebmlab.train.distributed`` for the contract). None (default): the default group when
     ``torch.distributed`` is initialized, else this process alone; False: this process alone even then.
     ``batch_size`` is then the global batch (divisible by the number of ranks); only rank 0 computes
-    metrics, calls callbacks and shows progress.
+    metrics, calls callbacks and shows progress. With more than one rank ``set_lr`` and ``pause`` raise
+    ``RuntimeError`` (they would act on one rank): use a ``scheduler`` and ``stop()``.
     """
 
     def __init__(
@@ -313,6 +314,10 @@ class Trainer:
     # -- thread control ------------------------------------------------------------------------
     def pause(self) -> None:
         """Block the training loop before its next batch until ``resume()`` or ``stop()``."""
+        self._refuse_under_data_parallel(
+            "pause()", "would block this rank alone while the others wait in the next collective until it times out; "
+            "use stop() (it reaches every rank through the next collective) and resume from a checkpoint"
+        )
         self._unpaused.clear()
 
     def resume(self) -> Trainer:
@@ -346,9 +351,18 @@ class Trainer:
         """Set the learning rate of every parameter group (and the scheduler's base), from the next batch."""
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        self._refuse_under_data_parallel(
+            "set_lr()", "would change the learning rate on this rank alone and make the ranks diverge; pass lr to "
+            "the Trainer and a scheduler (Trainer(scheduler=...)), which every rank steps alike"
+        )
         self._pending_lr = float(lr)
         if not self._running:
             self._apply_lr()
+
+    def _refuse_under_data_parallel(self, what: str, why: str) -> None:
+        """Raise ``RuntimeError`` for a control that would act on this rank alone when the group has several."""
+        if self._dp is not None and self._dp.world > 1:
+            raise RuntimeError(f"{what} is not supported under data-parallel training ({self._dp.where}): it {why}")
 
     def _apply_lr(self) -> None:
         lr, self._pending_lr = self._pending_lr, None
