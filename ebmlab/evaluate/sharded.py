@@ -12,7 +12,8 @@ for r = 0 … N−1, bit for bit on CPU, and N ranks buy N times the chains for 
 rank) holding one ``LiveLogLikelihood`` per rank with its own particles (seeded per rank). Each
 rank's tracked Ẑ_r is an unbiased estimate of Z, so their mean is one too: with gathered log Ẑ_r
 and standard errors σ_r, log Ẑ = log mean_r exp(log Ẑ_r) and, by the delta method over
-independent ranks, s.e.² = Σ_r (Ẑ_r / Σ Ẑ)² σ_r². In exact mode every rank holds the same exact log Z
+independent ranks, s.e.² = Σ_r (Ẑ_r / Σ Ẑ)² σ_r², infinite when a rank's tracked log Z is not
+``trusted`` (as ``LiveLogLikelihood`` reports it). In exact mode every rank holds the same exact log Z
 and the combination returns it. The free energy of the rows is split across the ranks too (rank r
 takes its share of the rows; sums all-reduced).
 """
@@ -98,11 +99,14 @@ def log_partition(
 
 
 def combine_log_z(log_z: torch.Tensor, stderr: torch.Tensor) -> tuple[float, float]:
-    """(log mean exp of independent estimates log Ẑ_r, delta-method s.e. √Σ (Ẑ_r/ΣẐ)² σ_r²)."""
+    """(log mean exp of independent estimates log Ẑ_r, delta-method s.e. √Σ (Ẑ_r/ΣẐ)² σ_r²); an infinite σ_r
+    (an untrusted estimate) makes the s.e. infinite, whatever its share."""
     log_z, stderr = log_z.to(torch.float64), stderr.to(torch.float64)
     n = log_z.shape[0]
     share = torch.softmax(log_z, 0)
     value = float(torch.logsumexp(log_z, 0) - math.log(n))
+    if torch.isinf(stderr).any():
+        return value, math.inf
     return value, float(torch.sqrt((share**2 * stderr**2).sum()))
 
 
@@ -159,7 +163,8 @@ class ShardedLogLikelihood(StatefulMetric):
             live.update(model)
             neg_f = 0.0
         z = live.log_z
-        parts = _all_gather(torch.tensor([neg_f, float(rows.shape[0]), float(z), z.stderr]), group)
+        stderr = z.stderr if live.trusted else math.inf  # as ``LiveLogLikelihood`` reports an untrusted log Z
+        parts = _all_gather(torch.tensor([neg_f, float(rows.shape[0]), float(z), stderr]), group)
         log_z, stderr = combine_log_z(parts[:, 2], parts[:, 3])
         self.log_z = Estimate(log_z, stderr)
         return Estimate(float(parts[:, 0].sum() / parts[:, 1].sum()) - log_z, stderr)
