@@ -158,8 +158,9 @@ class DataParallel:
                 method.noise_rows = None
         with torch.no_grad():
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            extra = torch.stack([loss.detach().to(model.dtype).reshape(()), torch.zeros((), dtype=model.dtype)])
-            flat = torch.cat([*(g.reshape(-1) for g in grads), extra.to(grads[0].device)])
+            like = {"dtype": grads[0].dtype, "device": grads[0].device}  # the loss and the stop flag, beside them
+            extra = torch.stack([loss.detach().to(**like).reshape(()), torch.zeros((), **like)])
+            flat = torch.cat([*(g.reshape(-1) for g in grads), extra])
             flat.mul_((end - start) / total)
             flat[-1] = float(stop)
             what = f"the all_reduce of the gradients at step {step}"
