@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from .._checks import check_device
 from ..model import BoltzmannMachine
 from .methods import CD, Method
 
@@ -224,11 +225,15 @@ def env_world() -> tuple[int, int, int] | None:
     return rank, world, local
 
 
-def init_process_group(device: torch.device, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> DataParallel:
+def init_process_group(
+    device: torch.device | str, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT
+) -> DataParallel:
     """Join the group described by torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
 
+    ``device``: this rank's device (``torch.device`` or a name such as ``"cpu"``, ``"cuda:1"``).
     ``backend``: ``"auto"`` (nccl for a CUDA ``device``, gloo otherwise), ``"gloo"`` or ``"nccl"`` (CUDA only).
     ``timeout``: seconds a collective waits for the other ranks before failing."""
+    device = check_device(device, "device")
     if backend not in ("auto", "gloo", "nccl"):
         raise ValueError(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (0 < timeout < math.inf):

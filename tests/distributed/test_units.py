@@ -44,6 +44,21 @@ def test_bad_data_parallel_input_is_refused_by_name(monkeypatch: pytest.MonkeyPa
     assert os.environ["WORLD_SIZE"] == "2"
 
 
+def test_init_process_group_takes_a_device_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TypeError, match="device must be a device name"):
+        init_process_group(3.5)
+    with pytest.raises(ValueError, match="device 'gpu' is not a device name"):
+        init_process_group("gpu")
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+    for name, value in {**env, "MASTER_PORT": str(_spawn.free_port())}.items():
+        monkeypatch.setenv(name, value)
+    dp = init_process_group("cpu", timeout=20)
+    try:
+        assert dp == DataParallel(None, 0, 1) and dist.get_backend() == "gloo"
+    finally:
+        dist.destroy_process_group()
+
+
 def test_launch_argv_drops_nproc_only() -> None:
     argv = ["train", "--nproc", "2", "--epochs", "3", "--nproc=4", "--npro", "3", "--out", "x"]
     assert launch_argv(argv) == ["train", "--epochs", "3", "--out", "x"]
