@@ -230,7 +230,9 @@ def init_process_group(
 ) -> DataParallel:
     """Join the group described by torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
 
-    ``device``: this rank's device (``torch.device`` or a name such as ``"cpu"``, ``"cuda:1"``).
+    ``device``: this rank's device (``torch.device`` or a name such as ``"cpu"``, ``"cuda:1"``). A CUDA device
+    (``"cuda"`` alone: ``cuda:LOCAL_RANK``) becomes this process's current device before the group is
+    created, so that NCCL and ``torch.cuda.current_device()`` use this rank's GPU, not GPU 0 on every rank.
     ``backend``: ``"auto"`` (nccl for a CUDA ``device``, gloo otherwise), ``"gloo"`` or ``"nccl"`` (CUDA only).
     ``timeout``: seconds a collective waits for the other ranks before failing."""
     device = check_device(device, "device")
@@ -242,8 +244,13 @@ def init_process_group(
         backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl" and (device.type != "cuda" or not torch.cuda.is_available()):
         raise ValueError(f"backend 'nccl' needs a CUDA device, got device {device}; use gloo on CPU")
-    if env_world() is None:
+    world = env_world()
+    if world is None:
         raise ValueError("no process group to join: WORLD_SIZE/RANK are not set; launch with torchrun "
                          "(or ebmlab train --nproc N)")
+    if device.type == "cuda":
+        if device.index is None:  # this rank's GPU under torchrun
+            device = check_device(torch.device("cuda", world[2]), "device 'cuda' (cuda:LOCAL_RANK)")
+        torch.cuda.set_device(device)
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=float(timeout)))
     return DataParallel(None, dist.get_rank(), dist.get_world_size())

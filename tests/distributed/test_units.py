@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
@@ -41,7 +40,11 @@ def test_bad_data_parallel_input_is_refused_by_name(monkeypatch: pytest.MonkeyPa
     assert "--backend nccl needs a CUDA device" in capsys.readouterr().err
     assert main([*TINY, "--nproc", "2"]) == 2
     assert "under torchrun leave --nproc out" in capsys.readouterr().err
-    assert os.environ["WORLD_SIZE"] == "2"
+    assert main([*TINY, "--device", "cuda:1"]) == 2  # rank 0 (LOCAL_RANK 0) must not take another rank's GPU
+    assert "--device cuda:1: with 2 ranks each rank trains on the GPU of its LOCAL_RANK, here cuda:0" in (
+        capsys.readouterr().err
+    )
+    assert not dist.is_initialized()  # every refusal came before joining the group
 
 
 def test_init_process_group_takes_a_device_name(monkeypatch: pytest.MonkeyPatch) -> None:
