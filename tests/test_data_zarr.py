@@ -236,3 +236,13 @@ def test_a_float64_model_trains_from_a_float32_store(tmp_path):
     assert ds.to(dtype=torch.float64).read_chunk(0).dtype == torch.float64
     with pytest.raises(TypeError, match="dtype must be a floating dtype"):
         ds.to(dtype=torch.int64)
+
+
+def test_samples_per_second_counts_the_rows_streamed_from_a_store(tmp_path):
+    """The metrics see a 10-row subsample of the 40-row store; the throughput counts the 40 rows trained."""
+    x = (np.random.default_rng(3).random((40, 6)) < 0.4).astype(np.float32)
+    ds = open_zarr(write_zarr(tmp_path / "t.zarr", x, chunk_rows=8))
+    model = BoltzmannMachine([BernoulliLayer(6), BernoulliLayer(4)], seed=0)
+    history = Trainer(model, CD(k=1), batch_size=8, validation_rows=10, progress=False).fit(ds, 2)
+    for rate, wall in zip(history["samples_per_second"], history["wall_seconds"]):
+        assert rate == pytest.approx(40 / wall)

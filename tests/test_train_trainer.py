@@ -4,6 +4,7 @@ divergence guard, resume and argument errors."""
 from __future__ import annotations
 
 import io
+import math
 import threading
 import time
 
@@ -26,6 +27,7 @@ from ebmlab.train import (
     Trainer,
     TrainingDiverged,
 )
+from ebmlab.train.distributed import DataParallel
 
 
 def binary(rows: int, cols: int, seed: int = 0) -> torch.Tensor:
@@ -90,6 +92,18 @@ def test_custom_metrics_on_training_and_validation_rows():
     history = Trainer(rbm(), CD(), batch_size=10, metrics=metrics, progress=False).fit(x, 2, validation=v)
     assert history["mean"] == [pytest.approx(x.mean().item())] * 2
     assert history["val_mean"] == [pytest.approx(v.mean().item())] * 2
+
+
+def test_metrics_set_after_a_fit_are_used_by_the_next_one():
+    x = binary(40, 8, 1)
+    trainer = Trainer(rbm(), CD(), batch_size=10, metrics={"mean": lambda model, data: 0.5}, progress=False)
+    trainer.fit(x, 1)
+    trainer.metrics = {"rows": lambda model, data: float(data.shape[0])}
+    history = trainer.fit(x, 2)
+    assert history["mean"] == [0.5] and history["rows"][1] == 40.0 and math.isnan(history["rows"][0])
+    with pytest.raises(TypeError, match="metrics must map names to callables"):
+        trainer.metrics = {"bad": 3}
+    assert list(trainer.metrics) == ["rows"]
 
 
 def test_default_metrics_of_an_rbm_include_the_free_energy_gap():
@@ -250,6 +264,20 @@ def test_stop_while_paused_ends_fit():
     trainer.stop()
     thread.join(10)
     assert not thread.is_alive() and steps.count == count
+
+
+def test_set_lr_and_pause_refuse_under_data_parallelism_with_several_ranks():
+    """They would act on the calling rank alone (ranks diverge, or the others hang in a collective)."""
+    trainer = Trainer(rbm(), CD(), metrics={}, progress=False, process_group=False)
+    trainer._dp = DataParallel(None, 0, 2)  # as Trainer(process_group=...) resolves rank 0 of a 2-rank group
+    with pytest.raises(RuntimeError, match=r"set_lr\(\) is not supported .*rank 0 of 2.*scheduler"):
+        trainer.set_lr(0.1)
+    with pytest.raises(RuntimeError, match=r"pause\(\) is not supported .*rank 0 of 2.*use stop\(\)"):
+        trainer.pause()
+    assert trainer.lr == 0.05 and not trainer.paused
+    trainer._dp = DataParallel(None, 0, 1)  # one rank: nothing to diverge from
+    trainer.set_lr(0.1)
+    assert trainer.lr == 0.1
 
 
 # -- divergence ------------------------------------------------------------------------------------

@@ -332,6 +332,11 @@ def join_group(args: argparse.Namespace) -> Any:
             raise ValueError("--nproc launches torchrun itself; under torchrun leave --nproc out")
     if world is None:
         return None
+    if world[1] > 1 and args.device.startswith("cuda:") and args.device != f"cuda:{world[2]}":
+        raise ValueError(
+            f"--device {args.device}: with {world[1]} ranks each rank trains on the GPU of its LOCAL_RANK, here "
+            f"cuda:{world[2]} (rank {world[0]}); pass --device cuda (or auto)"
+        )
     if args.device in ("auto", "cuda") and torch.cuda.is_available():
         if world[2] >= torch.cuda.device_count():
             count = torch.cuda.device_count()
@@ -345,15 +350,17 @@ def join_group(args: argparse.Namespace) -> Any:
                          "use --backend gloo on CPU")
     if not args.dist_timeout > 0:
         raise ValueError(f"--dist-timeout must be a positive number of seconds, got {args.dist_timeout}")
-    return init_process_group(torch.device(args.device), args.backend, args.dist_timeout)
+    return init_process_group(args.device, args.backend, args.dist_timeout)
 
 
-def agree(dp: Any, ok: bool) -> None:
-    """Every rank learns whether all ranks finished their setup; those that did raise if another did not."""
+def agree(dp: Any, ok: bool, device: str) -> None:
+    """Every rank learns whether all ranks finished their setup; those that did raise if another did not.
+
+    ``device``: this rank's (``--device`` as ``join_group`` resolved it), where NCCL needs the flag."""
     import torch
     import torch.distributed as dist
 
-    flag = torch.tensor([1.0 if ok else 0.0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    flag = torch.tensor([1.0 if ok else 0.0], device=device if dist.get_backend() == "nccl" else "cpu")
     dp._call("the check that every rank is ready", lambda: dist.all_reduce(flag, dist.ReduceOp.MIN))
     if ok and flag.item() < 1:
         raise RuntimeError(f"{dp.where}: another rank failed while setting up (see its error above); stopping too")
@@ -388,14 +395,14 @@ def run_here(args: argparse.Namespace, dp: Any = None) -> int:
         check_output(args)
     except Exception:
         if dp is not None:
-            agree(dp, False)
+            agree(dp, False, args.device)
         raise
     threads = torch.get_num_threads()  # build() may lower it for a small model; restore for in-process callers
     try:
         with RunLock(out):
             with contextlib.ExitStack() as failed:
                 if dp is not None:  # on an error before training, tell the other ranks
-                    failed.callback(agree, dp, False)
+                    failed.callback(agree, dp, False, args.device)
                 check_output(args)  # again under the lock: another process may have written OUT meanwhile
                 setup = build(args, history_callbacks(args))
                 if args.resume:
@@ -404,7 +411,7 @@ def run_here(args: argparse.Namespace, dp: Any = None) -> int:
                     clear_output(out)
                 failed.pop_all()
             if dp is not None:
-                agree(dp, True)
+                agree(dp, True, args.device)
             began = time.perf_counter()
             setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
             path = setup.model.save(setup.out / MODEL_FILE)
@@ -427,9 +434,9 @@ def run_rank(args: argparse.Namespace, dp: Any) -> int:
             if args.resume:
                 resume_from_checkpoint(setup, args)
         except Exception:
-            agree(dp, False)
+            agree(dp, False, args.device)
             raise
-        agree(dp, True)
+        agree(dp, True, args.device)
         setup.trainer.fit(setup.data, args.epochs, validation=setup.validation)
     finally:
         torch.set_num_threads(threads)

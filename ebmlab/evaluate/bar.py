@@ -221,9 +221,11 @@ def log_partition(
         rows = torch.randint(x.shape[0], (chains,), generator=g, device=dev)
         v0 = torch.where(from_data.unsqueeze(-1), x[rows], v0)
     v = v0.repeat(k1, 1)
-    u_up, u_down = [], []
-    accepted = torch.zeros(k1 - 1, dtype=torch.float64)
-    tried = torch.zeros(k1 - 1, dtype=torch.float64)
+    kept = sweeps - burn_in  # u of each adjacent pair at every kept sweep, on the device until the end
+    u_up = torch.empty(k1 - 1, kept, chains, dtype=torch.float64, device=dev)
+    u_down = torch.empty(k1 - 1, kept, chains, dtype=torch.float64, device=dev)
+    accepted = torch.zeros(k1 - 1, dtype=torch.float64, device=dev)
+    tried = torch.zeros(k1 - 1, dtype=torch.float64, device=dev)
     order = torch.arange(k1 * chains, device=dev).reshape(k1, chains)
     for sweep in tqdm(range(sweeps), desc="PT+BAR", disable=not progress, leave=False, mininterval=1.0):
         a = path.fields(v)
@@ -232,15 +234,15 @@ def log_partition(
         du = (path.log_f(terms, up) - here).reshape(k1, chains)
         dd = (path.log_f(terms, down) - here).reshape(k1, chains)
         if sweep >= burn_in:
-            u_up.append(du[:-1].cpu())
-            u_down.append(dd[1:].cpu())
+            u_up[:, sweep - burn_in] = du[:-1]
+            u_down[:, sweep - burn_in] = dd[1:]
         pairs = torch.arange(sweep % 2, k1 - 1, 2, device=dev)
         if pairs.numel():
             log_acc = du[pairs] + dd[pairs + 1]
             prob = log_acc.clamp(max=0).exp()
             accept = torch.rand(prob.shape, dtype=torch.float64, device=dev, generator=g) < prob
-            accepted[pairs.cpu()] += prob.mean(-1).cpu()
-            tried[pairs.cpu()] += 1
+            accepted[pairs] += prob.mean(-1)
+            tried[pairs] += 1
             perm = order.clone()
             lo, hi = order[pairs], order[pairs + 1]
             perm[pairs] = torch.where(accept, hi, lo)
@@ -249,8 +251,9 @@ def log_partition(
             v, a = v[index], a[index]  # rows keep their rung; the states move
         v = path.sweep(a, beta_rows.to(v.dtype), g)
 
-    ux = torch.stack(u_up, 1)  # (pairs, samples, chains): u at p_k samples
-    uy = -torch.stack(u_down, 1)  # u = log f_{k+1} − log f_k at p_{k+1} samples
+    ux = u_up.cpu()  # (pairs, samples, chains): u at p_k samples
+    uy = -u_down.cpu()  # u = log f_{k+1} − log f_k at p_{k+1} samples
+    accepted, tried = accepted.cpu(), tried.cpu()
     pairs_n = k1 - 1
     deltas = bennett(ux.reshape(pairs_n, -1), uy.reshape(pairs_n, -1))
     log_z = log_z0 + float(deltas.sum())

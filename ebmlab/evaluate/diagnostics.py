@@ -75,13 +75,6 @@ class Diagnostics:
         """ "converged" or "NOT CONVERGED: reason; reason"."""
         return "converged" if self.converged else "NOT CONVERGED: " + "; ".join(self.reasons)
 
-    def as_dict(self) -> dict[str, object]:
-        """The fields (and ``converged``) as a plain dict, e.g. for JSON."""
-        out: dict[str, object] = {k: v for k, v in self.__dict__.items() if k != "reasons"}
-        out["reasons"] = list(self.reasons)
-        out["converged"] = self.converged
-        return out
-
 
 def check_tolerance(value: float, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):

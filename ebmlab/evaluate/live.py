@@ -194,6 +194,7 @@ class LiveLogLikelihood(StatefulMetric):
         self._generator: torch.Generator | None = None
         self._rows: torch.Tensor | None = None
         self.mode: str | None = None
+        self._sizes: tuple[int, ...] | None = None  # the layer sizes of the model the mode was chosen for
         self.steps = 0
         self.jump_acceptance = math.nan
         self._hooked = 0  # training steps seen through ``after_step``
@@ -222,12 +223,12 @@ class LiveLogLikelihood(StatefulMetric):
     @torch.no_grad()
     def update(self, model: Any) -> None:
         """Bring log Z to the model's current parameters (nothing to do when they did not change)."""
-        model = check_model(model)
+        model = self._check_sizes(model)
         params = [p.detach() for p in model.parameters()]
         if self._params is not None and all(torch.equal(a, b) for a, b in zip(self._params, params)):
             return
         if self.mode is None:
-            self.mode = self._choose_mode(model)
+            self.mode, self._sizes = self._choose_mode(model), tuple(layer.n for layer in model.layers)
         if self.mode == "exact":
             self._log_z = log_partition(model)
         elif self._v is None:
@@ -256,7 +257,7 @@ class LiveLogLikelihood(StatefulMetric):
 
     def __call__(self, model: Any, data: Any) -> Estimate:
         """Mean over rows of −F(v) − log Z, with the standard error of log Z."""
-        model = check_model(model)
+        model = self._check_sizes(model)
         x = model._visible(data, "data")
         if self._rows is None:
             self._rows = x[: self.proposal_rows].clone()
@@ -323,6 +324,17 @@ class LiveLogLikelihood(StatefulMetric):
             self.floored += 1
 
     # -- modes ---------------------------------------------------------------------------------
+    def _check_sizes(self, model: Any) -> Any:
+        """The checked model; refuse one whose layer sizes differ from those the state was built for."""
+        model = check_model(model)
+        sizes = tuple(layer.n for layer in model.layers)
+        if self._sizes is not None and sizes != self._sizes:
+            raise ValueError(
+                f"this LiveLogLikelihood tracks a model with layer sizes {list(self._sizes)}, got one with "
+                f"{list(sizes)}; call reset() or use a new instance for another model"
+            )
+        return model
+
     def _choose_mode(self, model: Any) -> str:
         if self.method == "exact" or (self.method == "auto" and exact_cost(model) <= self.exact_limit):
             return "exact"

@@ -12,7 +12,8 @@ for r = 0 … N−1, bit for bit on CPU, and N ranks buy N times the chains for 
 rank) holding one ``LiveLogLikelihood`` per rank with its own particles (seeded per rank). Each
 rank's tracked Ẑ_r is an unbiased estimate of Z, so their mean is one too: with gathered log Ẑ_r
 and standard errors σ_r, log Ẑ = log mean_r exp(log Ẑ_r) and, by the delta method over
-independent ranks, s.e.² = Σ_r (Ẑ_r / Σ Ẑ)² σ_r². In exact mode every rank holds the same exact log Z
+independent ranks, s.e.² = Σ_r (Ẑ_r / Σ Ẑ)² σ_r², infinite when a rank's tracked log Z is not
+``trusted`` (as ``LiveLogLikelihood`` reports it). In exact mode every rank holds the same exact log Z
 and the combination returns it. The free energy of the rows is split across the ranks too (rank r
 takes its share of the rows; sums all-reduced).
 """
@@ -51,9 +52,13 @@ def _group(process_group: Any) -> tuple[Any, int, int]:
     return process_group, dist.get_rank(process_group), dist.get_world_size(process_group)
 
 
-def _all_gather(values: torch.Tensor, group: Any) -> torch.Tensor:
-    """(world, n) float64 CPU tensor of every rank's ``values`` (n equal on all ranks); on CUDA for NCCL."""
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
+def _all_gather(values: torch.Tensor, group: Any, device: torch.device) -> torch.Tensor:
+    """(world, n) float64 CPU tensor of every rank's ``values`` (n equal on all ranks). Gathered on the CPU for
+    gloo; for NCCL (CUDA tensors only) on ``device``, the model's GPU, or the current one for a model off CUDA."""
+    if dist.get_backend(group) != "nccl":
+        device = torch.device("cpu")
+    elif device.type != "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
     local = values.detach().to(device=device, dtype=torch.float64).contiguous()
     parts = [torch.empty_like(local) for _ in range(dist.get_world_size(group))]
     dist.all_gather(parts, local, group=group)
@@ -86,11 +91,12 @@ def log_partition(
         model, chains=chains, betas=betas, data=data, reverse=reverse, seed=shard_seed(seed, rank),
         progress=progress and rank == 0, tolerance=tolerance, warn=False, **kwargs,
     )
-    log_w = _all_gather(local.log_weights, group).reshape(-1)
+    device = check_model(model).device
+    log_w = _all_gather(local.log_weights, group, device).reshape(-1)
     lme, stderr, ess = log_mean_exp(log_w)
     diag = weight_diagnostics(log_w, tolerance)
     log_z = local.log_z_base - lme if reverse else local.log_z_base + lme
-    seconds = float(_all_gather(torch.tensor([local.seconds]), group).max())
+    seconds = float(_all_gather(torch.tensor([local.seconds]), group, device).max())
     result = ais.AISResult(log_z, stderr, ess, log_w, local.log_z_base, reverse, local.steps, seconds, diag)
     if warn and rank == 0:
         warn_if_not_converged(f"sharded AIS {'reverse' if reverse else 'forward'} {result}", diag)
@@ -98,11 +104,14 @@ def log_partition(
 
 
 def combine_log_z(log_z: torch.Tensor, stderr: torch.Tensor) -> tuple[float, float]:
-    """(log mean exp of independent estimates log Ẑ_r, delta-method s.e. √Σ (Ẑ_r/ΣẐ)² σ_r²)."""
+    """(log mean exp of independent estimates log Ẑ_r, delta-method s.e. √Σ (Ẑ_r/ΣẐ)² σ_r²); an infinite σ_r
+    (an untrusted estimate) makes the s.e. infinite, whatever its share."""
     log_z, stderr = log_z.to(torch.float64), stderr.to(torch.float64)
     n = log_z.shape[0]
     share = torch.softmax(log_z, 0)
     value = float(torch.logsumexp(log_z, 0) - math.log(n))
+    if torch.isinf(stderr).any():
+        return value, math.inf
     return value, float(torch.sqrt((share**2 * stderr**2).sum()))
 
 
@@ -159,7 +168,8 @@ class ShardedLogLikelihood(StatefulMetric):
             live.update(model)
             neg_f = 0.0
         z = live.log_z
-        parts = _all_gather(torch.tensor([neg_f, float(rows.shape[0]), float(z), z.stderr]), group)
+        stderr = z.stderr if live.trusted else math.inf  # as ``LiveLogLikelihood`` reports an untrusted log Z
+        parts = _all_gather(torch.tensor([neg_f, float(rows.shape[0]), float(z), stderr]), group, model.device)
         log_z, stderr = combine_log_z(parts[:, 2], parts[:, 3])
         self.log_z = Estimate(log_z, stderr)
         return Estimate(float(parts[:, 0].sum() / parts[:, 1].sum()) - log_z, stderr)

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from .._checks import check_device
 from ..model import BoltzmannMachine
 from .methods import CD, Method
 
@@ -158,8 +159,9 @@ class DataParallel:
                 method.noise_rows = None
         with torch.no_grad():
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            extra = torch.stack([loss.detach().to(model.dtype).reshape(()), torch.zeros((), dtype=model.dtype)])
-            flat = torch.cat([*(g.reshape(-1) for g in grads), extra.to(grads[0].device)])
+            like = {"dtype": grads[0].dtype, "device": grads[0].device}  # the loss and the stop flag, beside them
+            extra = torch.stack([loss.detach().to(**like).reshape(()), torch.zeros((), **like)])
+            flat = torch.cat([*(g.reshape(-1) for g in grads), extra])
             flat.mul_((end - start) / total)
             flat[-1] = float(stop)
             what = f"the all_reduce of the gradients at step {step}"
@@ -223,11 +225,17 @@ def env_world() -> tuple[int, int, int] | None:
     return rank, world, local
 
 
-def init_process_group(device: torch.device, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> DataParallel:
+def init_process_group(
+    device: torch.device | str, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT
+) -> DataParallel:
     """Join the group described by torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
 
+    ``device``: this rank's device (``torch.device`` or a name such as ``"cpu"``, ``"cuda:1"``). A CUDA device
+    (``"cuda"`` alone: ``cuda:LOCAL_RANK``) becomes this process's current device before the group is
+    created, so that NCCL and ``torch.cuda.current_device()`` use this rank's GPU, not GPU 0 on every rank.
     ``backend``: ``"auto"`` (nccl for a CUDA ``device``, gloo otherwise), ``"gloo"`` or ``"nccl"`` (CUDA only).
     ``timeout``: seconds a collective waits for the other ranks before failing."""
+    device = check_device(device, "device")
     if backend not in ("auto", "gloo", "nccl"):
         raise ValueError(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (0 < timeout < math.inf):
@@ -236,8 +244,13 @@ def init_process_group(device: torch.device, backend: str = "auto", timeout: flo
         backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl" and (device.type != "cuda" or not torch.cuda.is_available()):
         raise ValueError(f"backend 'nccl' needs a CUDA device, got device {device}; use gloo on CPU")
-    if env_world() is None:
+    world = env_world()
+    if world is None:
         raise ValueError("no process group to join: WORLD_SIZE/RANK are not set; launch with torchrun "
                          "(or ebmlab train --nproc N)")
+    if device.type == "cuda":
+        if device.index is None:  # this rank's GPU under torchrun
+            device = check_device(torch.device("cuda", world[2]), "device 'cuda' (cuda:LOCAL_RANK)")
+        torch.cuda.set_device(device)
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=float(timeout)))
     return DataParallel(None, dist.get_rank(), dist.get_world_size())

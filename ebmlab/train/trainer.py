@@ -120,9 +120,9 @@ class Trainer:
 
     A metric may return an ``Estimate`` (a float with ``.stderr``); its standard error is recorded as
     ``<name>_stderr``. Stateful metrics (``ebmlab.evaluate.StatefulMetric``, e.g. the live
-    ``log_likelihood``) are built once per Trainer, brought to the initial parameters before the first
-    epoch, given ``after_step(model, method)`` after every optimizer step when they define it, and reset by
-    ``load_state_dict``.
+    ``log_likelihood``) are built once per Trainer (again when ``metrics`` is assigned), brought to the
+    initial parameters before the first epoch, given ``after_step(model, method)`` after every optimizer
+    step when they define it, and reset by ``load_state_dict``.
 
     ``metric_budget``: the fraction of training time the metrics may take on average (default 5 %).
     Each metric's cost (its training and validation calls) is measured in CPU seconds of this
@@ -139,7 +139,8 @@ class Trainer:
     ``ebmlab.train.distributed`` for the contract). None (default): the default group when
     ``torch.distributed`` is initialized, else this process alone; False: this process alone even then.
     ``batch_size`` is then the global batch (divisible by the number of ranks); only rank 0 computes
-    metrics, calls callbacks and shows progress.
+    metrics, calls callbacks and shows progress. With more than one rank ``set_lr`` and ``pause`` raise
+    ``RuntimeError`` (they would act on one rank): use a ``scheduler`` and ``stop()``.
     """
 
     def __init__(
@@ -190,7 +191,7 @@ class Trainer:
         self.penalties = resolve(model, penalties, Penalty, "penalties")
         self.constraints = resolve(model, constraints, Constraint, "constraints")
         self._bind_constraints()
-        self.metrics = self._check_metrics(metrics)
+        self.metrics = metrics
         self.callbacks = list(callbacks)
         for i, cb in enumerate(self.callbacks):
             if not isinstance(cb, Callback):
@@ -210,8 +211,6 @@ class Trainer:
         self._pending_lr: float | None = None
         self._paused_seconds = 0.0
         self._validated: dict[str, tuple[Any, torch.Tensor, int, Dataset, torch.Tensor]] = {}
-        self._resolved: tuple[dict[str, MetricFn], dict[str, MetricFn]] | None = None
-        self._metric_cost: dict[str, float] = {}
         self._metric_credit = 0.0
         self._stderr_names: set[str] = set()
         self._train_clock = 0.0
@@ -259,6 +258,17 @@ class Trainer:
     def _bind_constraints(self) -> None:
         self._projections = [c.bind(p, name) for name, p, c in self.constraints] + layer_projections(self.model)
 
+    @property
+    def metrics(self) -> dict[str, MetricFn] | list[str] | None:
+        """The metrics as given (None: ``default_metrics``); setting them takes effect at the next ``fit``."""
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> None:
+        self._metrics = self._check_metrics(metrics)
+        self._resolved: tuple[dict[str, MetricFn], dict[str, MetricFn]] | None = None  # rebuilt at the next fit
+        self._metric_cost: dict[str, float] = {}  # and measured again
+
     @staticmethod
     def _check_metrics(metrics: Any) -> dict[str, MetricFn] | list[str] | None:
         if metrics is None:
@@ -277,7 +287,8 @@ class Trainer:
         raise TypeError("metrics must be a dict {name: callable}, a list of ebmlab.evaluate metric names, or None")
 
     def _resolve_metrics(self) -> tuple[dict[str, MetricFn], dict[str, MetricFn]]:
-        """(single-set metrics, paired metrics), built once per Trainer (stateful metrics keep their state)."""
+        """(single-set metrics, paired metrics), built once per setting of ``metrics`` (stateful ones keep their
+        state)."""
         if self._resolved is None:
             self._resolved = self._build_metrics()
         return self._resolved
@@ -303,6 +314,10 @@ class Trainer:
     # -- thread control ------------------------------------------------------------------------
     def pause(self) -> None:
         """Block the training loop before its next batch until ``resume()`` or ``stop()``."""
+        self._refuse_under_data_parallel(
+            "pause()", "would block this rank alone while the others wait in the next collective until it times out; "
+            "use stop() (it reaches every rank through the next collective) and resume from a checkpoint"
+        )
         self._unpaused.clear()
 
     def resume(self) -> Trainer:
@@ -336,9 +351,18 @@ class Trainer:
         """Set the learning rate of every parameter group (and the scheduler's base), from the next batch."""
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        self._refuse_under_data_parallel(
+            "set_lr()", "would change the learning rate on this rank alone and make the ranks diverge; pass lr to "
+            "the Trainer and a scheduler (Trainer(scheduler=...)), which every rank steps alike"
+        )
         self._pending_lr = float(lr)
         if not self._running:
             self._apply_lr()
+
+    def _refuse_under_data_parallel(self, what: str, why: str) -> None:
+        """Raise ``RuntimeError`` for a control that would act on this rank alone when the group has several."""
+        if self._dp is not None and self._dp.world > 1:
+            raise RuntimeError(f"{what} is not supported under data-parallel training ({self._dp.where}): it {why}")
 
     def _apply_lr(self) -> None:
         lr, self._pending_lr = self._pending_lr, None
@@ -472,7 +496,7 @@ class Trainer:
                 spent = time.perf_counter() - start
                 state.metric_seconds += spent
                 state.metrics["wall_seconds"] += spent
-                state.metrics["samples_per_second"] = x.shape[0] / max(state.metrics["wall_seconds"], 1e-12)
+                state.metrics["samples_per_second"] = rows / max(state.metrics["wall_seconds"], 1e-12)
                 for name, value in state.metrics.items():
                     column = self.history.setdefault(name, [])
                     column.extend([math.nan] * (self.epoch - 1 - len(column)))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
+import torch.distributed as dist
 
 import ebmlab
 from ebmlab.cli import main
 from ebmlab.commands.train import launch_argv
-from ebmlab.evaluate.sharded import combine_log_z
+from ebmlab.evaluate.sharded import ShardedLogLikelihood, combine_log_z
 from ebmlab.train import CD, Trainer
 from ebmlab.train.distributed import DataParallel, init_process_group
 
@@ -40,7 +40,26 @@ def test_bad_data_parallel_input_is_refused_by_name(monkeypatch: pytest.MonkeyPa
     assert "--backend nccl needs a CUDA device" in capsys.readouterr().err
     assert main([*TINY, "--nproc", "2"]) == 2
     assert "under torchrun leave --nproc out" in capsys.readouterr().err
-    assert os.environ["WORLD_SIZE"] == "2"
+    assert main([*TINY, "--device", "cuda:1"]) == 2  # rank 0 (LOCAL_RANK 0) must not take another rank's GPU
+    assert "--device cuda:1: with 2 ranks each rank trains on the GPU of its LOCAL_RANK, here cuda:0" in (
+        capsys.readouterr().err
+    )
+    assert not dist.is_initialized()  # every refusal came before joining the group
+
+
+def test_init_process_group_takes_a_device_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TypeError, match="device must be a device name"):
+        init_process_group(3.5)
+    with pytest.raises(ValueError, match="device 'gpu' is not a device name"):
+        init_process_group("gpu")
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+    for name, value in {**env, "MASTER_PORT": str(_spawn.free_port())}.items():
+        monkeypatch.setenv(name, value)
+    dp = init_process_group("cpu", timeout=20)
+    try:
+        assert dp == DataParallel(None, 0, 1) and dist.get_backend() == "gloo"
+    finally:
+        dist.destroy_process_group()
 
 
 def test_launch_argv_drops_nproc_only() -> None:
@@ -53,3 +72,31 @@ def test_combine_log_z_is_the_mean_of_z() -> None:
     assert value == pytest.approx(1.0) and stderr == pytest.approx(0.2 / 2**0.5)
     value, _ = combine_log_z(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 0.0]))
     assert value == pytest.approx(math.log((1 + math.exp(2.0)) / 2))
+    # an untrusted rank (infinite s.e.) makes the combination untrusted, even when its share underflows to 0
+    assert combine_log_z(torch.tensor([0.0, 1000.0]), torch.tensor([math.inf, 0.1]))[1] == math.inf
+
+
+@pytest.fixture
+def one_rank_group():
+    """The default process group with this process as its only rank (gloo on 127.0.0.1): no spawning."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_spawn.free_port()}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sharded_live_log_likelihood_reports_an_untrusted_log_z_with_infinite_stderr(one_rank_group) -> None:
+    """As ``LiveLogLikelihood`` does: a tracked log Z lifted to the data bound is not trusted, its stderr inf."""
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(100, 16, generator=g) < 0.3).double()
+    model = ebmlab.BoltzmannMachine([ebmlab.BernoulliLayer(16), ebmlab.BernoulliLayer(8)], seed=0).double()
+    metric = ShardedLogLikelihood(method="tracked", particles=50)
+    trusted = metric(model, data)
+    assert math.isfinite(trusted.stderr) and metric.log_z.stderr == trusted.stderr
+    with torch.no_grad():
+        model.weights[0].normal_(generator=g)
+    metric._live._log_z -= 100.0  # far too low, as when the particles miss the data's modes: lifted, untrusted
+    value = metric(model, data)
+    assert not metric._live.trusted and metric._live.floored == 1
+    assert math.isinf(value.stderr) and math.isinf(metric.log_z.stderr) and math.isfinite(float(value))
