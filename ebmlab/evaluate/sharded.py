@@ -151,6 +151,10 @@ class ShardedLogLikelihood(StatefulMetric):
         """Bring every rank's log Z to the model's parameters (no collective: ranks update independently)."""
         self._local().update(model)
 
+    def after_step(self, model: Any, method: Any = None) -> None:
+        """The Trainer's per-step hook, passed to this rank's ``LiveLogLikelihood`` (its bridges are local)."""
+        self._local().after_step(model, method)
+
     @torch.no_grad()
     def __call__(self, model: Any, data: Any) -> Estimate:
         """Mean over all rows of −F(v) − log Ẑ, with the combined standard error of log Z."""

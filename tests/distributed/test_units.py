@@ -100,3 +100,16 @@ def test_sharded_live_log_likelihood_reports_an_untrusted_log_z_with_infinite_st
     value = metric(model, data)
     assert not metric._live.trusted and metric._live.floored == 1
     assert math.isinf(value.stderr) and math.isinf(metric.log_z.stderr) and math.isfinite(float(value))
+
+
+def test_sharded_live_log_likelihood_passes_the_per_step_hook_to_its_rank(one_rank_group) -> None:
+    """Through the Trainer each rank's tracked log Z bridges every ``every`` steps, as in one process."""
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(200, 16, generator=g) < 0.3).double()
+    model = ebmlab.BoltzmannMachine([ebmlab.BernoulliLayer(16), ebmlab.BernoulliLayer(8)], seed=0).double()
+    metric = ShardedLogLikelihood(method="tracked", particles=50, every=5)
+    trainer = ebmlab.train.Trainer(model, ebmlab.train.PCD(chains=20), batch_size=20, metrics={"ll": metric},
+                                   progress=False, lr=0.01)
+    trainer.fit(data, epochs=2)
+    assert trainer.step == 20 and metric._live.checkpoints == 4
+    assert math.isfinite(trainer.history["ll"][-1])
