@@ -37,6 +37,7 @@ import torch
 
 from ...layers import GaussianLayer
 from ...model import BoltzmannMachine, States
+from ...samplers import Sampler
 
 
 class Method(ABC):
@@ -52,6 +53,8 @@ class Method(ABC):
     name: str = ""
     # what ``particles`` are, for the labels of views and stores (``ebmlab.history.schema``)
     particles_kind: str = "negative-phase states"
+    # the transition of the negative-phase chains, for methods that sample (``ebmlab.samplers``)
+    sampler: Sampler | None = None
 
     def __init__(self) -> None:
         self.particles: list[torch.Tensor] | None = None
@@ -71,13 +74,17 @@ class Method(ABC):
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs besides the model (e.g. persistent chains)."""
-        return {}
+        """What a resumed run needs besides the model (e.g. persistent chains); here the state of the method's
+        ``sampler`` when it has one (e.g. an adapted Gibbs–Langevin step size). Subclasses extend it."""
+        sampler = self.sampler.state_dict() if self.sampler is not None else {}
+        return {"sampler": sampler} if sampler else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``."""
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
+        if self.sampler is not None and state.get("sampler"):
+            self.sampler.load_state_dict(state["sampler"])
 
     def reset(self) -> None:
         """Forget chains and other state (e.g. after the model was changed by hand)."""

@@ -75,16 +75,6 @@ class CD(Method):
     def metrics(self) -> dict[str, float]:
         return self.sampler.metrics()
 
-    def state_dict(self) -> dict[str, Any]:
-        """The sampler's state (e.g. the adapted Gibbs–Langevin step size) when it has one."""
-        sampler = self.sampler.state_dict()
-        return {"sampler": sampler} if sampler else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        if state.get("sampler"):
-            self.sampler.load_state_dict(state["sampler"])
-
     def config(self) -> dict[str, Any]:
         out = {"name": self.name, "k": self.k, "mean_field_steps": self.mean_field_steps}
         if self.start != "data":

@@ -83,11 +83,10 @@ class PCD(Method):
         return self._fast.gradient(model)
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"particles": None if self.particles is None else [s.clone() for s in self.particles]}
+        state = super().state_dict()
+        state["particles"] = None if self.particles is None else [s.clone() for s in self.particles]
         if self.driver is not None:
             state["beta"] = self.driver.state_dict()["beta"]
-        if sampler := self.sampler.state_dict():
-            state["sampler"] = sampler
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -100,8 +99,6 @@ class PCD(Method):
         self.particles = particles
         if self.driver is not None:
             self.driver.load_state_dict({"beta": state.get("beta")})
-        if state.get("sampler"):
-            self.sampler.load_state_dict(state["sampler"])
 
     def reset(self) -> None:
         super().reset()

@@ -176,15 +176,13 @@ class PT(Method):
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        state = {
+        return {
+            **super().state_dict(),
             "replicas": None if self.replicas is None else [s.clone() for s in self.replicas],
             "betas": self.betas.clone(),
             "acceptance": self.acceptance.clone(),
             "sweep": self._sweep,
         }
-        if sampler := self.sampler.state_dict():
-            state["sampler"] = sampler
-        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -201,8 +199,6 @@ class PT(Method):
         self.replicas = None if replicas is None else [s.clone() for s in replicas]
         self.particles = None if replicas is None else [s[: self.chains] for s in self.replicas]
         self._sweep = int(state.get("sweep", 0))
-        if state.get("sampler"):
-            self.sampler.load_state_dict(state["sampler"])
 
     def reset(self) -> None:
         super().reset()
