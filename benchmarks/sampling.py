@@ -65,6 +65,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import Budget
 
+import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine, GaussianLayer
 from ebmlab.data import load
 from ebmlab.evaluate import log_likelihood_bracket, mean_log_likelihood
@@ -196,8 +197,28 @@ def draw(
             states = sampler.sweep(model, states, beta, None, g)
     else:
         states = model.sample(args.samples, steps=args.sweeps, seed=args.seed + 1, sampler=sampler, progress=True)
+    return pixels(model, data, states), info
+
+
+def pixels(model: BoltzmannMachine, data: Any, states: list[torch.Tensor]) -> np.ndarray:
+    """The mean-field visible image E[v | h] of ``states``, in pixel scale [0, 1]."""
     mean = model.layers[0].mean(model._field(states, 0))
-    return data.denormalize(mean).clamp(0, 1).numpy().astype(np.float32), info
+    return data.denormalize(mean).clamp(0, 1).numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def sweep_curve(
+    model: BoltzmannMachine, data: Any, sampler: Sampler, args: argparse.Namespace, judge: Judge, x_test: np.ndarray
+) -> list[dict[str, float]]:
+    """Scores of fresh plain chains from noise after each sweep count in ``--curve``: what longer runs do."""
+    g = model.generator(args.seed + 2)
+    states, done, rows = model.random_states(args.samples, g), 0, []
+    for sweeps in sorted(set(args.curve)):
+        for _ in tqdm(range(sweeps - done), desc=f"curve to {sweeps} sweeps", leave=False):
+            states = sampler.sweep(model, states, 1.0, None, g)
+        done = sweeps
+        rows.append({"sweeps": sweeps, **judge.scores(pixels(model, data, states), x_test)})
+    return rows
 
 
 def log_likelihood(model: BoltzmannMachine, train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -302,6 +323,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-ll", action="store_true", help="skip the grbm log-likelihood")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--curve", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                   help="comma-separated sweep counts: also score fresh plain chains from noise after each")
+    p.add_argument("--load", type=Path, default=None, help="score this saved model instead of training one")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     args = p.parse_args(argv)
     grbm = args.model == "grbm"
@@ -323,9 +347,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     train = load("mnist", "train5k", data_dir=args.data_dir, download=False)
     test = load("mnist", "t10k", data_dir=args.data_dir, download=False)
-    model, data, sampler, info = train_model(args, train)
+    if args.load is None:
+        model, data, sampler, info = train_model(args, train)
+        model.save(args.out / "model.safetensors")
+    else:
+        _, data, sampler, _ = (grbm_setup if grbm else rbm_setup)(train, args)
+        model, info = ebmlab.load(args.load), {"loaded": str(args.load), "updates": 0, "epochs": 0.0,
+                                               "train_seconds": 0.0, "train_cpu_seconds": 0.0}
     args.sample_ladder = info.get("trained_betas")
-    model.save(args.out / "model.safetensors")
     start = time.perf_counter()
     samples, sample_info = draw(model, data, sampler, args)
     info |= sample_info
@@ -341,6 +370,8 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     reference = x_train[rng.choice(x_train.shape[0], size=min(args.samples, x_train.shape[0]), replace=False)]
     model_scores = judge.scores(samples, x_test)
+    if args.curve:
+        info["curve"] = sweep_curve(model, data, sampler, args, judge, x_test)
     real_scores = judge.scores(x_test, x_test) | {"frechet_pca50": judge.scores(reference, x_test)["frechet_pca50"]}
     result = {
         "args": {k: str(v) for k, v in vars(args).items()},
@@ -360,6 +391,14 @@ def main(argv: list[str] | None = None) -> dict:
     for name, s in (("samples", model_scores), ("real test", real_scores)):
         print(f"| {name} | {s['confidence']:.3f} | {s['class_entropy']:.3f} | {s['frechet_pca50']:.2f} |")
     print(f"Fréchet ratio samples / real: {result['frechet_ratio']:.2f}")
+    if args.curve:
+        print("\nfresh chains from noise, scored after each sweep count (same sampler, plain β = 1):")
+        print("| sweeps | confidence | class entropy (nats) | Fréchet PCA-50 (ratio to real) |")
+        print("|---|---|---|---|")
+        for row in info["curve"]:
+            ratio = row["frechet_pca50"] / real_scores["frechet_pca50"]
+            print(f"| {row['sweeps']} | {row['confidence']:.3f} | {row['class_entropy']:.3f} | "
+                  f"{row['frechet_pca50']:.2f} ({ratio:.1f}×) |")
     if "test_ll_exact" in info:
         print(f"test log-likelihood (exact): {info['test_ll_exact']:.1f} nats per image (normalized data)")
     elif "test_ll_bracket" in info:
