@@ -34,8 +34,8 @@ noise (``--method cd-noise``: every update starts its negative chains from the l
 "Rdm-k" training, Liao et al. 2022 use it for GRBMs), Adam lr 3e-3 decayed linearly over the budget;
 the scored samples are then drawn from noise with the training's dynamics: ``--sweeps`` = k sweeps for
 ``rbm``, k + 5 for ``grbm`` (chosen from ``--curve`` measurements: the GRBM's images are still hazy
-after k sweeps, and confidence rises by ≈ 0.04 over the next five while the Fréchet distance grows
-≈ 15 %). Such a model is a non-equilibrium one — its k-sweep dynamics from noise reproduce the data,
+after k sweeps, and confidence rises by 0.03–0.05 over the next five while the Fréchet distance grows
+15–30 %). Such a model is a non-equilibrium one — its k-sweep dynamics from noise reproduce the data,
 its equilibrium does not (longer runs drift into a few digits; README). The issue's budget, 10
 minutes on 2 CPU cores, is ``--budget 600 --clock wall --threads 2``.
 
@@ -292,7 +292,7 @@ def grid_png(x: np.ndarray, path: Path, rows: int = 10) -> None:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=("grbm", "rbm"), required=True)
-    p.add_argument("--budget", type=float, required=True, help="training seconds (see --clock)")
+    p.add_argument("--budget", type=float, default=None, help="training seconds (see --clock; required unless --load)")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="budget in CPU (default) or wall seconds")
     p.add_argument("--out", type=Path, required=True, help="folder for samples.npy, samples.png, scores.json")
     p.add_argument("--samples", type=int, default=1000, help="chains from noise (default 1000)")
@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--load", type=Path, default=None, help="score this saved model instead of training one")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     args = p.parse_args(argv)
+    if args.budget is None and args.load is None:
+        p.error("--budget is required unless --load gives a trained model")
     grbm = args.model == "grbm"
     defaults = {
         "method": "cd-noise",
