@@ -360,8 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
         model.save(args.out / "model.safetensors")
     else:
         _, data, sampler, _ = (grbm_setup if grbm else rbm_setup)(train, args)
-        model, info = ebmlab.load(args.load), {"loaded": str(args.load), "updates": 0, "epochs": 0.0,
-                                               "train_seconds": 0.0, "train_cpu_seconds": 0.0}
+        model, info = ebmlab.load(args.load), {"loaded": str(args.load)}
     args.sample_ladder = info.get("trained_betas")
     start = time.perf_counter()
     samples, sample_info = draw(model, data, sampler, args)
@@ -390,8 +389,12 @@ def main(argv: list[str] | None = None) -> dict:
         "frechet_ratio": model_scores["frechet_pca50"] / real_scores["frechet_pca50"],
     }
     (args.out / "scores.json").write_text(json.dumps(result, indent=1, default=float))
-    print(f"model {args.model}, method {args.method}, {info['epochs']:.1f} epochs ({info['updates']} updates) in "
-          f"{info['train_seconds']:.0f} s wall / {info['train_cpu_seconds']:.0f} s CPU; sampling "
+    trained = (
+        f"loaded from {args.load}" if args.load is not None else
+        f"method {args.method}, {info['epochs']:.1f} epochs ({info['updates']} updates) in "
+        f"{info['train_seconds']:.0f} s wall / {info['train_cpu_seconds']:.0f} s CPU"
+    )
+    print(f"model {args.model}, {trained}; sampling "
           f"{args.samples} × {args.sweeps} sweeps {info['sample_seconds']:.0f} s; load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (machine shared)")
     print("| images | confidence | class entropy (nats) | Fréchet PCA-50 |")
