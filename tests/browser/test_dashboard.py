@@ -22,7 +22,7 @@ CELLS = [
     "data = load('digits').binarize()\n"
     "model = BoltzmannMachine([BernoulliLayer(64), BernoulliLayer(64)]).initialize(data.data)\n"
     "trainer = Trainer(model, PCD(k=1, chains=64), lr=3e-3, batch_size=20, progress=False)\n"
-    "dash = TrainingDashboard(trainer, data, epochs=500, interval=0.3, plot_interval=1.0)\n"
+    "dash = TrainingDashboard(trainer, data, epochs=100_000, interval=0.3, plot_interval=1.0)\n"
     "display(dash)\n"
     "print('READY')",
     "print(f'RUNNING={dash.running} LATENCY={dash.stop_latency} EPOCH={trainer.epoch}')",
@@ -39,6 +39,7 @@ def notebook(lab, page) -> Iterator[Notebook]:
 
 
 def _started(notebook: Notebook) -> None:
+    """Start training unless it runs (the run is far longer than the module: it never finishes by itself)."""
     dash = notebook.root.locator(".ebmlab-dashboard")
     start = dash.get_by_role("button", name="Start")
     if start.is_enabled():
@@ -82,10 +83,10 @@ def test_filter_image_changes_while_training(notebook: Notebook) -> None:
 def test_stop_ends_the_training_thread_within_two_seconds(notebook: Notebook) -> None:
     _started(notebook)
     dash = notebook.root.locator(".ebmlab-dashboard")
-    clicked = time.monotonic()
     dash.get_by_role("button", name="Stop").click()
+    # the browser shows it within 10 s (click → kernel → thread end → status redraw, on a loaded machine);
+    # the 2 s bound is on the kernel's own measure, below
     dash.locator(".ebmlab-status").get_by_text("stopped").wait_for(timeout=10_000)
-    assert time.monotonic() - clicked < 5.0
     out = notebook.run(1, expect="RUNNING=")
     found = re.search(r"RUNNING=(\w+) LATENCY=([\d.e-]+) EPOCH=(\d+)", out)
     assert found, out
