@@ -13,7 +13,7 @@ seconds inside the same fit: the least noisy figure on a shared machine). Prints
 the ratios to the plain fit, how often each metric ran, the live log-likelihood curve (train and
 validation, with its standard error: ``inf`` when the metric does not trust itself) and, on the
 final model, the validation log-likelihood bracket of ``ebmlab.evaluate.log_likelihood_bracket``
-(PT + BAR upper side, RAISE conservative side; ``--bracket-chains`` PT chains; 0 skips it) beside
+(PT + BAR upper side, RAISE conservative side; ``--bracket-chains`` PT chains; -1 skips it) beside
 the live value.
 
     python benchmarks/metrics_cost.py [--epochs 20] [--repeats 2] [--threads 1] [--kinds none,live]

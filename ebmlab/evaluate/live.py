@@ -50,13 +50,19 @@ with relative variance ≈ 1/ESS − 1/P per block (delta method); the blocks ad
 with the bridges' variances. This covers the Monte Carlo noise only: chains that lag behind the
 training or miss modes bias the tracked log Z low (the log-likelihood high). Two checks catch
 it (``_lift``) at the first call after each change of the parameters, on that call's rows: the certain
-bound log Z ≥ log Σ_distinct rows exp(−F), and importance sampling of the hidden marginal from the
-data (``data_log_partition``, unbiased in Z, so low in log Z, but it finds the mass near the data that
-the chains miss); log Z is lifted to the larger when it is above (the sampled one by 3 standard
-errors). The verdict ``trusted`` turns false, and the reported ``stderr`` becomes ``inf``, once a
-lift happened or a bridge's overlap fell below ``min_overlap``; in that last case (``lost``) the
-chains cannot follow the training, bridging stops, and each change of parameters gets log Z from the
-two data estimates alone: a cheap estimate that errs low, not a tracked one.
+bound log Z ≥ log Σ_distinct rows exp(−F), and importance sampling of the hidden marginal centred on
+the rows and on the metric's chains (``data_log_partition``, unbiased in Z, so low in log Z; the rows
+find the mass near the data that the chains miss, the chains the model's own modes away from the data);
+log Z is lifted to the larger when it is above (the sampled one by 3 standard errors). The verdict
+``trusted`` turns false, and the reported ``stderr`` becomes ``inf``, once a lift happened or a
+bridge's overlap fell below ``min_overlap``; in that last case (``lost``) the chains cannot follow the
+training step by step, bridging stops, the training's own negative states (``method.particles``, at no
+cost) become the chain centres of the sampled estimate, and each change of parameters gets log Z from
+those two estimates alone: a cheap estimate that errs low, not a tracked one. Before the value a ``fit``
+ends with, the Trainer calls ``settle``: a copy of those centres gets ``settle_sweeps`` sweeps under the
+final parameters (the training's chains lag behind the model: each update raises F where they sit) and
+the sampled estimate ``settle_samples`` draws, which brings that last value close to a converged
+estimate (still untrusted).
 
 Measured: within 0.5 nat of exact at every epoch on 16×8, 16×16 and 16×20 RBMs (CD-1, PCD-1), within
 2 nats on a 784×16 MNIST RBM (PCD-1, lr 1e-3). On the 784×500 MNIST-5k RBM with the Trainer's
@@ -139,7 +145,9 @@ class LiveLogLikelihood(StatefulMetric):
         chain_sweeps: block-Gibbs sweeps of the chains under the new parameters per bridge.
         min_overlap: a bridge whose BAR overlap (1: same distribution, 0: disjoint) falls below this makes
             the metric ``lost`` (see the module docstring).
-        data_samples: draws of the data importance sampler per change of parameters (0: off).
+        data_samples: draws of the importance sampler centred on rows and chains per change of parameters (0: off).
+        settle_sweeps: sweeps of the chains under the final parameters in ``settle`` (once ``lost``; 0: off).
+        settle_samples: draws of that importance sampler at the call after ``settle``.
 
     Diagnostics: ``trusted``, ``lost``, ``checkpoints`` (bridges), ``overlap`` (the smallest),
     ``floored`` (calls that lifted log Z to a data estimate), ``seconds`` (CPU seconds in ``after_step``).
@@ -160,6 +168,8 @@ class LiveLogLikelihood(StatefulMetric):
         chain_sweeps: int = 1,
         min_overlap: float = 0.2,
         data_samples: int = 300,
+        settle_sweeps: int = 30,
+        settle_samples: int = 1000,
     ) -> None:
         self.particles = check_positive_int(particles, "particles", minimum=2)
         self.sweeps = check_positive_int(sweeps, "sweeps", minimum=0)
@@ -181,6 +191,8 @@ class LiveLogLikelihood(StatefulMetric):
             raise ValueError(f"min_overlap must be a number in [0, 1], got {min_overlap!r}")
         self.min_overlap = float(min_overlap)
         self.data_samples = check_positive_int(data_samples, "data_samples", minimum=0)
+        self.settle_sweeps = check_positive_int(settle_sweeps, "settle_sweeps", minimum=0)
+        self.settle_samples = check_positive_int(settle_samples, "settle_samples")
         self.reset()
 
     def reset(self) -> None:
@@ -205,6 +217,8 @@ class LiveLogLikelihood(StatefulMetric):
         self._lifted_at: Any = None
         self.overlap = math.nan  # the smallest BAR overlap of a bridge so far (1: identical, 0: disjoint)
         self.seconds = 0.0  # CPU seconds spent in ``after_step``
+        self._settled = False  # ``settle`` ran since the last change of the parameters
+        self._training_chains: torch.Tensor | None = None  # the training method's visible negative states, once lost
 
     # -- public --------------------------------------------------------------------------------
     @property
@@ -247,13 +261,34 @@ class LiveLogLikelihood(StatefulMetric):
         current parameters θ_c, and the bridge-sampling estimate of log Z_c − log Z_{c−1} between the
         chains before and after the sweeps (see ``bridge``), added to log Z. ``method`` is not used: the
         training's own chains cannot serve, the update that follows them raises F where they sit."""
-        if self.mode != "tracked" or self._v is None or self.lost:
+        if self.mode != "tracked" or self._v is None:
+            return
+        if self.lost:  # no more bridges; the training's latest negative states centre ``_lift``'s sampler
+            particles = getattr(method, "particles", None)
+            self._training_chains = particles[0] if particles else None
             return
         start = time.process_time()
         self._hooked += 1
         if self._hooked % self.every == 0:
             self._checkpoint(model)
         self.seconds += time.process_time() - start
+
+    @torch.no_grad()
+    def settle(self, model: Any) -> None:
+        """Spend more on the next call's value (the Trainer calls it before the last epoch's metrics of ``fit``).
+
+        Once ``lost`` (nothing to do otherwise), log Z comes from ``_lift``'s sampled estimate, centred on data
+        rows and chains (the training's negative states, which lag behind a fast-moving model and miss its
+        modes). Here a copy of those chains gets ``settle_sweeps`` block-Gibbs sweeps under the current
+        parameters and becomes the centres, and the next call's sampled estimate takes ``settle_samples`` draws
+        instead of ``data_samples``. The verdict stays untrusted: importance sampling cannot vouch for modes
+        it missed."""
+        model = self._check_sizes(model)
+        if not self.lost or self._v is None or not self.settle_sweeps:
+            return
+        self._v = self._sweep(model, self._centres().clone(), sweeps=self.settle_sweeps)
+        self._training_chains = None
+        self._settled, self._lifted_at = True, None
 
     def __call__(self, model: Any, data: Any) -> Estimate:
         """Mean over rows of −F(v) − log Z, with the standard error of log Z."""
@@ -299,10 +334,12 @@ class LiveLogLikelihood(StatefulMetric):
         untrusted). Once ``lost``, log Z is the larger of the two, afresh at every change of the parameters.
 
         * Z = Σ_v exp(−F(v)) ≥ Σ over the distinct rows of exp(−F): a certain bound.
-        * Importance sampling of the hidden marginal from the data: h ~ q(h) = (1/N) Σ_n p(h | x_n), then
-          Ẑ = mean exp(−F_h(h)) / q(h), with −F_h(h) = −H_h(h) + log Z_v(W h) (the visible layer summed out).
-          E Ẑ = Z, so log Ẑ errs low (Jensen) and mostly by missing mass away from the data; it finds the
-          modes near the data that the tracking chains may not reach. ``data_samples`` draws (0: off).
+        * Importance sampling of the hidden marginal centred on the rows and the metric's chains c_m:
+          h ~ q(h) = ½ (1/N) Σ_n p(h | x_n) + ½ (1/M) Σ_m p(h | c_m), then Ẑ = mean exp(−F_h(h)) / q(h), with
+          −F_h(h) = −H_h(h) + log Z_v(W h) (the visible layer summed out; ``data_log_partition``). E Ẑ = Z, so
+          log Ẑ errs low (Jensen) and mostly by missing mass that neither the rows nor the chains reach; the
+          rows find the modes near the data that lagging chains miss. ``data_samples`` draws (0: off;
+          ``settle_samples`` after ``settle``).
         """
         key = x.to(torch.float64) @ torch.rand(x.shape[1], dtype=torch.float64, device=x.device,
                                                 generator=torch.Generator(device=x.device).manual_seed(0))
@@ -313,7 +350,9 @@ class LiveLogLikelihood(StatefulMetric):
         z = self.log_z
         if self.data_samples:  # a sampled estimate: it must clear a trusted tracked one by 3 standard errors
             margin = 3 * z.stderr if self.trusted else 0.0
-            sampled = data_log_partition(model, x, self.data_samples, self._generator, field) - margin
+            draws = self.settle_samples if self._settled else self.data_samples
+            sampled = data_log_partition(model, x, draws, self._generator, field, self._centres()) - margin
+            self._settled = False
             bound = max(bound, sampled)
         if self.lost:
             self._log_z, self._peek = bound, (0.0, 0.0)
@@ -324,6 +363,14 @@ class LiveLogLikelihood(StatefulMetric):
             self.floored += 1
 
     # -- modes ---------------------------------------------------------------------------------
+    def _centres(self) -> torch.Tensor:
+        """The chain centres of ``_lift``'s sampler: the training's negative states once lost (they follow the
+        model at no cost to the metric; as centres, not samples, their lag biases nothing), else the metric's."""
+        assert self._v is not None
+        chains = self._training_chains
+        ok = chains is not None and chains.shape[1:] == self._v.shape[1:] and chains.dtype == self._v.dtype
+        return chains.detach() if ok else self._v
+
     def _check_sizes(self, model: Any) -> Any:
         """The checked model; refuse one whose layer sizes differ from those the state was built for."""
         model = check_model(model)
@@ -509,11 +556,24 @@ class LiveLogLikelihood(StatefulMetric):
         visible, hidden = model.layers
         return (visible.energy(v) - hidden.log_partition(field)).to(torch.float64)
 
+    def _sweep(
+        self, model: Any, v: torch.Tensor, field: torch.Tensor | None = None, sweeps: int | None = None
+    ) -> torch.Tensor:
+        """``sweeps`` (default ``chain_sweeps``) block-Gibbs sweeps (h given v, then v given h) of the visible
+        states ``v`` under ``model``; ``field``: v W when already computed."""
+        visible, hidden = model.layers
+        w = model.weights[0]
+        for sweep in range(self.chain_sweeps if sweeps is None else sweeps):
+            if sweep or field is None:
+                field = v @ w
+            h = hidden.sample(field, 1.0, self._generator)
+            v = visible.sample(hidden.rescale(h) @ w.T, 1.0, self._generator)
+        return v
+
     def _checkpoint(self, b: Any) -> None:
         """Bridge from the last checkpoint (``_previous``, its samples ``_v``) to the model ``b``: sweep the
         samples under ``b`` (h given v, then v given h), then Bennett's acceptance ratio between the two sets."""
-        a, x_a, g = self._previous, self._v, self._generator
-        visible, hidden = b.layers
+        a, x_a = self._previous, self._v
         w_a, w_b = a.weights[0], b.weights[0]
         if self._f is None:  # particles from annealing: resample to equal weights first
             self._resample()
@@ -521,12 +581,7 @@ class LiveLogLikelihood(StatefulMetric):
             self._f = self._free(a, x_a, x_a @ w_a)
         field = x_a @ w_b
         f_ba = self._free(b, x_a, field)
-        x_b = x_a
-        for sweep in range(self.chain_sweeps):
-            if sweep:
-                field = x_b @ w_b
-            h = hidden.sample(field, 1.0, g)
-            x_b = visible.sample(hidden.rescale(h) @ w_b.T, 1.0, g)
+        x_b = self._sweep(b, x_a, field)
         f_bb = self._free(b, x_b, x_b @ w_b)
         f_ab = self._free(a, x_b, x_b @ w_a)
         delta, var, overlap = bridge(self._f - f_ba, f_ab - f_bb)
@@ -576,21 +631,40 @@ def data_log_partition(
     samples: int,
     generator: torch.Generator | None = None,
     field: torch.Tensor | None = None,
+    chains: torch.Tensor | None = None,
 ) -> float:
-    """log Ẑ by importance sampling of an RBM's hidden marginal from data rows ``x``: h ~ q(h) = (1/N) Σ_n p(h | x_n),
-    Ẑ = mean exp(−F_h(h)) / q(h) with −F_h(h) = −H_h(h) + log Z_v(W r(h)). E Ẑ = Z (unbiased in Z, low in log Z).
-    ``field``: the rows' hidden field r(x) W when already computed."""
+    """log Ẑ by importance sampling of an RBM's hidden marginal from data rows ``x`` (and the visible states
+    ``chains`` of Markov chains run under the model, when given): h ~ q(h), Ẑ = mean exp(−F_h(h)) / q(h) with
+    −F_h(h) = −H_h(h) + log Z_v(W r(h)). E Ẑ = Z (unbiased in Z, low in log Z) for any centres chosen before h.
+
+    Without chains q(h) = (1/N) Σ_n p(h | x_n); with M chain states c_m it is the even mixture
+    q(h) = ½ (1/N) Σ_n p(h | x_n) + ½ (1/M) Σ_m p(h | c_m), half the draws from each part (a deterministic
+    mixture: unbiased since each part gets its share of the draws). The data find the mass near the rows;
+    the chains find the model's own modes away from them, which the data part misses by tens of nats on a
+    784×500 MNIST RBM. ``field``: the rows' hidden field r(x) W when already computed."""
     visible, hidden = model.layers
     w = model.weights[0]
     if field is None:
         field = visible.rescale(x) @ w
-    n = x.shape[0]  # distinct rows first (less variance), then rows at random: each draw is marginally from q
-    pick = torch.randperm(n, generator=generator, device=x.device)[:samples]
-    if samples > n:
-        pick = torch.cat([pick, torch.randint(n, (samples - n,), generator=generator, device=x.device)])
-    h = hidden.sample(field[pick], 1.0, generator)
+    parts = [(field, samples)]
+    if chains is not None and chains.shape[0]:
+        parts = [(field, samples - samples // 2), (visible.rescale(chains) @ w, samples // 2)]
+    h = torch.cat([hidden.sample(f[_picks(f.shape[0], k, generator, f.device)], 1.0, generator) for f, k in parts])
     energy = hidden.energy(h).to(torch.float64)
     neg_fh = visible.log_partition(hidden.rescale(h) @ w.T).to(torch.float64) - energy
-    log_q = (hidden.rescale(h) @ field.T).to(torch.float64) - energy.unsqueeze(1)
-    log_q = torch.logsumexp(log_q - hidden.log_partition(field).to(torch.float64), 1) - math.log(x.shape[0])
+    log_q = torch.stack([  # log of each part's density at every draw
+        torch.logsumexp((hidden.rescale(h) @ f.T).to(torch.float64) - energy.unsqueeze(1)
+                        - hidden.log_partition(f).to(torch.float64), 1) - math.log(f.shape[0])
+        for f, _ in parts
+    ])
+    log_q = torch.logsumexp(log_q, 0) - math.log(len(parts))
     return float(torch.logsumexp(neg_fh - log_q, 0)) - math.log(samples)
+
+
+def _picks(n: int, samples: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """``samples`` indices into ``n`` centres, each marginally uniform: distinct ones first (less variance),
+    then at random."""
+    pick = torch.randperm(n, generator=generator, device=device)[:samples]
+    if samples > n:
+        pick = torch.cat([pick, torch.randint(n, (samples - n,), generator=generator, device=device)])
+    return pick

@@ -689,6 +689,8 @@ class Trainer:
                         out[f"{n}_stderr"] = math.nan
                 continue
             start = self._clock()
+            if final and hasattr(fn, "settle"):  # a stateful metric may spend more on the value a fit ends with
+                fn.settle(self.model)
             if name in paired:
                 self._record(out, name, fn(self.model, train, valid))
             else:
