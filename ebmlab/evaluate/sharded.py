@@ -155,6 +155,10 @@ class ShardedLogLikelihood(StatefulMetric):
         """The Trainer's per-step hook, passed to this rank's ``LiveLogLikelihood`` (its bridges are local)."""
         self._local().after_step(model, method)
 
+    def settle(self, model: Any) -> None:
+        """Before the value a fit ends with: this rank's ``LiveLogLikelihood.settle`` (local, like its bridges)."""
+        self._local().settle(model)
+
     @torch.no_grad()
     def __call__(self, model: Any, data: Any) -> Estimate:
         """Mean over all rows of −F(v) − log Ẑ, with the combined standard error of log Z."""

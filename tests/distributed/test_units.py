@@ -113,3 +113,19 @@ def test_sharded_live_log_likelihood_passes_the_per_step_hook_to_its_rank(one_ra
     trainer.fit(data, epochs=2)
     assert trainer.step == 20 and metric._live.checkpoints == 4
     assert math.isfinite(trainer.history["ll"][-1])
+
+
+def test_sharded_live_log_likelihood_passes_settle_to_its_rank(one_rank_group) -> None:
+    """The Trainer's ``settle`` before the last epoch's value reaches the rank's metric: once lost, its chain
+    centres become a swept copy of the training's chains."""
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(200, 16, generator=g) < 0.3).double()
+    model = ebmlab.BoltzmannMachine([ebmlab.BernoulliLayer(16), ebmlab.BernoulliLayer(8)], seed=0).double()
+    metric = ShardedLogLikelihood(method="tracked", particles=50, every=5, min_overlap=0.9999)
+    trainer = ebmlab.train.Trainer(model, ebmlab.train.PCD(chains=20), batch_size=20, metrics={"ll": metric},
+                                   progress=False, lr=0.2)
+    trainer.fit(data, epochs=2)
+    live = metric._live
+    assert live.lost and live._training_chains is None  # settle consumed the training's chains …
+    assert live._v.shape == (20, 16)  # … and swept a copy of them: the 20 PCD chains, not its 50 particles
+    assert math.isinf(trainer.history["ll_stderr"][-1]) and math.isfinite(trainer.history["ll"][-1])
