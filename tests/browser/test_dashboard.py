@@ -84,9 +84,10 @@ def test_stop_ends_the_training_thread_within_two_seconds(notebook: Notebook) ->
     _started(notebook)
     dash = notebook.root.locator(".ebmlab-dashboard")
     dash.get_by_role("button", name="Stop").click()
-    # the browser shows it within 10 s (click → kernel → thread end → status redraw, on a loaded machine);
-    # the 2 s bound is on the kernel's own measure, below
-    dash.locator(".ebmlab-status").get_by_text("stopped").wait_for(timeout=10_000)
+    # the browser shows it within 30 s: click → kernel → thread end → status redraw, behind the picture and
+    # plot messages already queued (6 s once locally, over 10 s once on the loaded CI machine); the 2 s bound
+    # is on the kernel's own measure, below
+    dash.locator(".ebmlab-status").get_by_text("stopped").wait_for(timeout=30_000)
     out = notebook.run(1, expect="RUNNING=")
     found = re.search(r"RUNNING=(\w+) LATENCY=([\d.e-]+) EPOCH=(\d+)", out)
     assert found, out
