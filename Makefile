@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ebmlab-installed
 PYTHON ?= python3
+# test processes (pytest-xdist): each test runs on one torch thread, so two workers use both cores of a 2-core
+# machine; whole modules in collection order, the long browser modules first
+WORKERS ?= 2
 
 .PHONY: install test demo lint bench screenshots
 
@@ -19,7 +22,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
 
 demo: $(STAMP)
 	$(VENV)/bin/ebmlab demo

@@ -36,8 +36,15 @@ def require_chromium() -> Path:
 BROWSER_DESELECTED = pytest.StashKey[int]()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without Chromium (and outside CI, where it is required) leave the browser tests out, said once at the end."""
+    """Group the tests for ``pytest -n N --dist loadgroup`` (``make test``): all browser tests in one
+    worker (they share one JupyterLab and one Chromium), every other module whole in one worker (its
+    module-scoped fixtures, e.g. trained runs, are built once). Without Chromium (and outside CI,
+    where it is required) leave the browser tests out, said once at the end."""
+    for item in items:
+        group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
     if CHROMIUM.exists() or os.environ.get("CI"):
         return
     browser = [item for item in items if item.get_closest_marker("browser")]
@@ -45,6 +52,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("browser")]
         config.hook.pytest_deselected(items=browser)
         config.stash[BROWSER_DESELECTED] = len(browser)
+        if hasattr(config, "workeroutput"):  # an xdist worker: tell the controller, which prints the summary
+            config.workeroutput["browser_deselected"] = len(browser)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: keep the count of browser tests a worker left out (each collects them all)."""
+    count = getattr(node, "workeroutput", {}).get("browser_deselected", 0)
+    node.config.stash[BROWSER_DESELECTED] = max(count, node.config.stash.get(BROWSER_DESELECTED, 0))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

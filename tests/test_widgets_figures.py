@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ebmlab.history import labels
-from ebmlab.widgets.figures import metric_figure, update_metric_figure
+from ebmlab.widgets.figures import MAX_POINTS, metric_figure, update_metric_figure
 
 NAMES = [
     "loss",
@@ -93,3 +93,26 @@ def test_final_values_with_their_standard_errors() -> None:
     assert labels.format_with_stderr(series, "log_likelihood") == "-85.25 ± 0.5"
     assert labels.format_with_stderr({"x": [math.nan]}, "x") == "–"
     assert labels.headline({"loss": [1.0], **series}) == ("log likelihood", "-85.25 ± 0.5")
+
+
+def test_a_long_curve_is_thinned_to_its_envelope_with_its_spike_and_error_bars() -> None:
+    epochs = list(range(1, 100_001))
+    y = [-100.0 + 10 * math.sin(i / 5000) for i in epochs]
+    y[43_209] = 50.0  # a one-epoch spike (epoch 43,210)
+    y[70_000:70_010] = [math.nan] * 10  # skipped epochs
+    se = [i / 1000 for i in epochs]
+    series = {"log_likelihood": (epochs, y), "log_likelihood_stderr": (epochs, se)}
+    fig = metric_figure(labels.panels(series)[labels.QUALITY], group=labels.QUALITY)
+    update_metric_figure(fig, [series])
+    ll = fig.data[0]
+    x, v = list(ll.x), list(ll.y)
+    assert len(x) <= MAX_POINTS + 2 and len(x) >= MAX_POINTS // 2
+    assert x[0] == 1.0 and x[-1] == 100_000.0 and x == sorted(set(x))
+    assert 43_210.0 in x and max(v) == 50.0  # the spike survives
+    assert min(v) == min(b for b in y if not math.isnan(b))
+    assert all(not math.isnan(b) for b in v) and not any(70_001 <= a <= 70_010 for a in x)
+    assert all(y[int(a) - 1] == b for a, b in zip(x, v))  # kept points are real (epoch, value) pairs
+    assert list(ll.error_y.array) == [a / 1000 for a in x]  # each bar stays with its epoch
+    short = {"log_likelihood": ([1, 2, 3], [-3.0, -2.0, -1.0])}
+    update_metric_figure(fig, [short])
+    assert list(fig.data[0].x) == [1.0, 2.0, 3.0]  # short curves are drawn whole

@@ -11,6 +11,7 @@ Every axis has a title with its unit. This module needs plotly only (not ipywidg
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -27,6 +28,7 @@ EPOCH_AXIS = "epoch"
 PANEL_HEIGHT = {labels.QUALITY: 250, labels.BOOKKEEPING: 170}
 PANEL_COLUMNS = {labels.QUALITY: 3, labels.BOOKKEEPING: 4}
 Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+MAX_POINTS = 2000  # points drawn per curve at most (``thin``): a 100,000-epoch run redraws in kilobytes
 
 
 def metric_figure(
@@ -91,20 +93,39 @@ def metric_figure(
 
 
 def _finite(x: Sequence[float], y: Sequence[float], e: Sequence[float] | None) -> tuple[list, list, list | None]:
-    """Keep the epochs where y is finite (a metric skipped at an epoch is NaN there)."""
-    xs, ys, es = [], [], []
-    for i, (a, b) in enumerate(zip(x, y)):
-        b = float(b)
-        if math.isfinite(b):
-            xs.append(float(a))
-            ys.append(b)
-            s = float(e[i]) if e is not None and i < len(e) else math.nan
-            es.append(s if math.isfinite(s) else None)
-    return xs, ys, (es if e is not None else None)
+    """Keep the epochs where y is finite (a metric skipped at an epoch is NaN there), thinned to
+    their envelope when there are more than ``MAX_POINTS`` (``thin``); a missing or non-finite
+    standard error is None (no bar)."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = min(xs.shape[0], ys.shape[0])
+    xs, ys = xs[:n], ys[:n]
+    keep = np.flatnonzero(np.isfinite(ys))
+    keep = keep[thin(ys[keep])]
+    if e is None:
+        return xs[keep].tolist(), ys[keep].tolist(), None
+    es = np.full(n, np.nan)
+    given = np.asarray(e, dtype=float)[:n]
+    es[: given.shape[0]] = given
+    bars = [float(s) if math.isfinite(s) else None for s in es[keep]]
+    return xs[keep].tolist(), ys[keep].tolist(), bars
+
+
+def thin(y: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most about ``limit`` points of the curve ``y`` that keep its envelope: the
+    points are cut into ``limit // 2`` consecutive buckets and each keeps its lowest and its highest
+    point (in their order), so a one-epoch spike still shows; the first and last points always stay."""
+    n = y.shape[0]
+    if n <= limit:
+        return np.arange(n)
+    keep = [0, n - 1]
+    for a, b in itertools.pairwise(np.linspace(0, n, limit // 2 + 1).astype(int)):  # n > limit: no bucket is empty
+        keep += [a + int(np.argmin(y[a:b])), a + int(np.argmax(y[a:b]))]
+    return np.unique(keep)
 
 
 def update_metric_figure(fig: go.Figure, series: Sequence[Series]) -> None:
-    """Set every trace of a ``metric_figure`` from ``series[run][metric] = (epochs, values)``."""
+    """Set every trace of a ``metric_figure`` from ``series[run][metric] = (epochs, values)``; a curve
+    longer than ``MAX_POINTS`` is thinned to its envelope (``thin``), so a long run's redraws stay small."""
     with fig.batch_update():
         for trace in fig.data:
             k, name, stderr = trace.meta
