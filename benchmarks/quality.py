@@ -157,6 +157,7 @@ def score(model: Any, train: torch.Tensor, test: torch.Tensor, args: argparse.Na
         "log_z": b.log_z.log_z,
         "log_z_se": b.log_z.stderr,
         "log_z_ais_pilot": b.log_z.pilot.log_z,
+        "log_z_floor": b.log_z_floor,
         "bar_seconds": b.log_z.seconds,
         "raise_seconds": b.raise_result.seconds,
         "verdict": b.diagnostics.summary(),

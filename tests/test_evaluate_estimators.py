@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -162,6 +163,38 @@ def test_bracket_with_forward_ais_and_reused_log_z() -> None:
     assert again.log_z is first.log_z and isinstance(first.log_z, ais.AISResult)
     ll = exact.log_likelihood(model, data).mean()
     assert abs(first.upper - float(ll)) < 0.1
+
+
+def test_log_z_floor_is_a_lower_bound_that_flags_an_upper_side_that_missed_mass() -> None:
+    """Importance sampling from the training rows is within 0.05 nat of exact log Z here; an upper side 20 nats
+    below it (chains that missed mass) fails the verdict, though its own checks passed."""
+    model = random_rbm(1)
+    data = exact_samples(model, 300, 1)
+    fast = {"raise_rows": 50, "raise_chains": 4, "raise_betas": "moderate", "progress": False}
+    good = log_likelihood_bracket(model, data, method="ais", options={"chains": 100, "betas": "moderate"}, **fast)
+    log_z = float(exact.log_partition(model))
+    assert abs(good.log_z_floor - log_z) < 0.05 and good.converged
+    missed = dataclasses.replace(good.log_z, log_z=good.log_z.log_z - 20)
+    with pytest.warns(ConvergenceWarning, match="below the floor"):
+        bad = log_likelihood_bracket(model, data, log_z=missed, **fast)
+    assert not bad.converged and bad.upper == pytest.approx(good.upper + 20)
+    assert any("missed mass near those rows" in r for r in bad.diagnostics.reasons)
+
+
+def test_conservative_side_above_the_floor_bound_is_flagged() -> None:
+    """RAISE on rows far from the model's samples (uniform noise) with a 2-step schedule rates them 6 nats above
+    their exact log-likelihood; the upper bound data term − log Z floor exposes it."""
+    model = strong_rbm(3)
+    train = exact_samples(model, 300, 0)
+    far = torch.bernoulli(torch.full((100, 16), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
+    with pytest.warns(ConvergenceWarning, match="over-rates"):
+        b = log_likelihood_bracket(
+            model, far, train, method="ais", options={"chains": 100, "betas": "moderate"},
+            raise_rows=100, raise_chains=4, raise_betas=schedules.linear(2), progress=False,
+        )
+    ll = float(exact.log_likelihood(model, far).mean())
+    assert b.lower > ll + 3 and b.data_term - b.log_z_floor == pytest.approx(ll, abs=0.1)
+    assert any(r.startswith("conservative side:") and "above the upper bound" in r for r in b.diagnostics.reasons)
 
 
 def test_bracket_verdict_flips_on_short_schedules() -> None:

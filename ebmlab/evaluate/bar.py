@@ -55,6 +55,7 @@ from .._checks import check_positive_int
 from ._common import check_model
 from .ais import AISResult, BaseRate, base_log_partition
 from .diagnostics import (
+    MARKOV_SLACK,
     TOLERANCE,
     Diagnostics,
     check_tolerance,
@@ -67,7 +68,6 @@ from .path import RBMPath
 from .schedules import get_schedule
 
 MIN_SWAP = 0.1
-MARKOV_SLACK = 3.0
 
 
 @dataclass

@@ -19,6 +19,18 @@ exact mean of −F over *all* rows as a control variate:
 unbiased for the all-rows RAISE mean, with standard error sd(log p̂ + F) / √rows, much smaller than
 that of log p̂ itself because −F carries most of the row-to-row variation.
 
+**Floor on log Z.** Importance sampling of the hidden marginal from the training rows
+(``live.data_log_partition``: h ~ q(h) = (1/N) Σ_n p(h | x_n), Ẑ = mean exp(−F_h(h)) / q(h), about a
+second on a 784×500 RBM) is unbiased in Z, so its ``log_z_floor`` is a stochastic *lower* bound on
+log Z that needs no mixing (P(log Ẑ > log Z + t) ≤ e^{−t}), and ``data_term − log_z_floor`` a
+stochastic upper bound on the mean log-likelihood. On an overfitted model, whose mass sits in sharp
+modes near the training rows, it can lie far above what chains that never found those modes report,
+so the verdict fails when log Ẑ of the upper side lies more than ``MARKOV_SLACK`` + 3 s.e. below it
+(on the scikit-learn model of the README's quality table: PT + BAR 775, floor ≈ 800), and when the
+conservative side lies that far above ``data_term − log_z_floor``: RAISE is a lower bound in
+expectation only for rows drawn from the model, and for test rows far from an overfitted model's
+samples its annealing marginal can put more mass on them than the model does.
+
 The true mean log-likelihood lies (up to the standard errors) in [``lower``, ``upper``];
 ``width`` = upper − lower measures how much the two estimators still disagree. Verdict: both sides
 converged and width ≤ ``max_width`` (default 2 nats) and the sides not crossed by more than three
@@ -40,6 +52,7 @@ from .ais import log_partition as ais_log_partition
 from .bar import BARResult
 from .bar import log_partition as bar_log_partition
 from .diagnostics import (
+    MARKOV_SLACK,
     MAX_WIDTH,
     TOLERANCE,
     Diagnostics,
@@ -48,10 +61,12 @@ from .diagnostics import (
     verdict,
     warn_if_not_converged,
 )
+from .live import data_log_partition
 from .raise_ import RAISEResult, raise_diagnostics, raise_log_likelihood
 
 METHODS = ("bar", "ais")
 BAR_OPTIONS = {"chains": 16, "sweeps": 10000}  # PT+BAR defaults of the upper side (``options`` overrides them)
+FLOOR_ROWS = 5000  # training rows (a random subset of larger sets) that centre the log Z floor's proposal
 
 
 @dataclass
@@ -65,6 +80,7 @@ class LikelihoodBracket:
     data_term: float
     log_z: AISResult | BARResult
     raise_result: RAISEResult
+    log_z_floor: float
     diagnostics: Diagnostics
 
     @property
@@ -94,6 +110,7 @@ def log_likelihood_bracket(
     raise_chains: int = 6,
     raise_betas: Any = "sm2008",
     options: dict[str, Any] | None = None,
+    floor_samples: int = 2000,
     seed: int | None = 0,
     progress: bool = True,
     tolerance: float = TOLERANCE,
@@ -108,7 +125,8 @@ def log_likelihood_bracket(
     ``ais.log_partition``) for the upper side, with keyword ``options`` passed to it (overriding those defaults);
     or pass a ready ``log_z`` result (e.g. to score train and test rows against the same log Ẑ).
     RAISE scores ``raise_rows`` random rows of ``data`` (all when fewer) with ``raise_chains`` chains
-    each along ``raise_betas``. The defaults were chosen on the 784×500 MNIST-5k model of
+    each along ``raise_betas``. ``floor_samples`` hidden states, drawn around up to ``FLOOR_ROWS`` rows
+    of ``train``, give ``log_z_floor`` (module docstring). The defaults were chosen on the 784×500 MNIST-5k model of
     ``benchmarks/quality.py`` (``benchmarks/estimators.py``, README "Estimators"): PT + BAR with few,
     long chains sheds the start bias of the data-started chains (log Ẑ 535 at 64 × 1,000 sweeps,
     530–531.4 at 16 × 4,000, 529.6–529.9 at 16 × 10,000: two seeds within 0.25 nat), and RAISE along
@@ -129,6 +147,7 @@ def log_likelihood_bracket(
         raise TypeError(f"options must be a dict of keyword arguments, got {type(options).__name__}")
     raise_rows = check_positive_int(raise_rows, "raise_rows")
     raise_chains = check_positive_int(raise_chains, "raise_chains", minimum=2)
+    floor_samples = check_positive_int(floor_samples, "floor_samples")
     tolerance = check_tolerance(tolerance, "tolerance")
     max_width = check_tolerance(max_width, "max_width")
     x = visible_rows(model, data, "data")
@@ -151,8 +170,23 @@ def log_likelihood_bracket(
     conservative = raise_diagnostics(rev.log_estimates, lower_se, tolerance)
     if not math.isfinite(lower_se) or 2 * math.sqrt(2) * lower_se > tolerance:  # rows sampled: judge their s.e.
         conservative.reasons.append(f"s.e. {lower_se:.2f} nats over {rows} rows (score more rows)")
+    g = model.generator(None if seed is None else seed + 1)
+    centres = fit[torch.randperm(fit.shape[0], generator=g, device=fit.device)[:FLOOR_ROWS]]
+    floor = data_log_partition(model, centres, floor_samples, g)
     diag = bracket_diagnostics(lower, lower_se, upper, log_z.stderr, [conservative, log_z.diagnostics], max_width)
-    result = LikelihoodBracket(lower, lower_se, upper, log_z.stderr, data_term, log_z, rev, diag)
+    below = floor - log_z.log_z
+    if below > MARKOV_SLACK + 3 * log_z.stderr:
+        diag.reasons.append(
+            f"upper side: log Ẑ {log_z.log_z:.1f} lies {below:.1f} nats below the floor {floor:.1f} (importance "
+            "sampling from the training rows, a lower bound on log Z): its chains missed mass near those rows"
+        )
+    above = lower - (data_term - floor)
+    if above > MARKOV_SLACK + 3 * lower_se:
+        diag.reasons.append(
+            f"conservative side: {lower:.1f} lies {above:.1f} nats above the upper bound {data_term - floor:.1f} "
+            "from the log Z floor (RAISE over-rates rows far from the model's samples)"
+        )
+    result = LikelihoodBracket(lower, lower_se, upper, log_z.stderr, data_term, log_z, rev, floor, diag)
     if warn:
         warn_if_not_converged(f"log-likelihood bracket {result}", diag)
     return result

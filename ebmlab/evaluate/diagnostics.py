@@ -38,6 +38,7 @@ MIN_ESS_FRACTION = 0.1
 MIN_ESS = 10.0
 TOLERANCE = 1.0
 MAX_WIDTH = 2.0
+MARKOV_SLACK = 3.0  # nats a stochastic lower bound may exceed its target: P(log Ẑ > log Z + t) ≤ e^{−t}
 
 
 class ConvergenceWarning(UserWarning):
