@@ -181,6 +181,21 @@ def test_log_z_floor_is_a_lower_bound_that_flags_an_upper_side_that_missed_mass(
     assert any("missed mass near those rows" in r for r in bad.diagnostics.reasons)
 
 
+def test_ais_and_bar_check_themselves_against_the_floor() -> None:
+    """A 1-step forward AIS (20 chains) on a multimodal RBM lands 11 nats below the floor and says so; a long
+    PT+BAR run keeps its floor (within 0.1 nat of exact) and passes; ``floor_samples=0`` skips the floor."""
+    model = strong_rbm(7)
+    data = exact_samples(model, 300, 0)
+    log_z = float(exact.log_partition(model))
+    short = ais.log_partition(model, 20, schedules.linear(1), data=data, progress=False, warn=False)
+    assert short.floor is not None and abs(short.floor - log_z) < 0.1 and short.log_z < short.floor - 3
+    assert any("below the floor" in r for r in short.diagnostics.reasons)
+    good = bar.log_partition(model, data, chains=16, sweeps=400, progress=False, warn=False)
+    assert good.floor is not None and abs(good.floor - log_z) < 0.1
+    assert not any("floor" in r for r in good.diagnostics.reasons)
+    assert ais.log_partition(model, 20, "fast", data=data, progress=False, warn=False, floor_samples=0).floor is None
+
+
 def test_conservative_side_above_the_floor_bound_is_flagged() -> None:
     """RAISE on rows far from the model's samples (uniform noise) with a 2-step schedule rates them 6 nats above
     their exact log-likelihood; the upper bound data term − log Z floor exposes it."""

@@ -61,6 +61,7 @@ from .diagnostics import (
     warn_if_not_converged,
     weight_diagnostics,
 )
+from .floor import FLOOR_SAMPLES, floor_reason, log_z_floor
 from .schedules import get_schedule
 
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ class AISResult:
     log(Z_0/Z_K) estimates for a reverse one; ``stderr`` is the delta-method standard error of
     log Ẑ, sd(w) / (√n · mean(w)); ``ess`` = (Σw)² / Σw² is the effective number of chains.
     ``diagnostics`` holds the convergence checks (ESS fraction, s.e., agreement of the even and odd
-    chains, see ``ebmlab.evaluate.diagnostics``) and ``converged`` their verdict.
+    chains, see ``ebmlab.evaluate.diagnostics``; for an RBM with ``data``, also not lying below the
+    log Z ``floor`` of ``ebmlab.evaluate.floor``) and ``converged`` their verdict.
     """
 
     log_z: float
@@ -89,6 +91,7 @@ class AISResult:
     steps: int
     seconds: float
     diagnostics: Diagnostics
+    floor: float | None = None
 
     @property
     def bound(self) -> str:
@@ -324,6 +327,7 @@ def log_partition(
     tolerance: float = TOLERANCE,
     warn: bool = True,
     sampler: GibbsLangevin | None = None,
+    floor_samples: int = FLOOR_SAMPLES,
 ) -> AISResult:
     """Estimate log Z of ``model`` by AIS from the base-rate model fit to ``data``.
 
@@ -338,7 +342,10 @@ def log_partition(
     Verdict (``result.converged``, ``result.diagnostics``): ESS ≥ 10 % of the chains (and ≥ 10),
     2√2 · s.e. ≤ ``tolerance`` nats, and the even and odd chains agree within ``tolerance`` + 3 s.e.
     (``ebmlab.evaluate.diagnostics``); otherwise a ``ConvergenceWarning`` is emitted (``warn=False``
-    silences it). Passing these checks does not prove that the chains found every mode.
+    silences it). Passing these checks does not prove that the chains found every mode. For an RBM
+    with ``data``, ``floor_samples`` hidden states drawn around the rows give ``result.floor``, a
+    lower bound on log Z that needs no mixing (``ebmlab.evaluate.floor``; 0 skips it), and the
+    verdict fails when log Ẑ lies more than 3 nats + 3 s.e. below it.
 
     ``sampler``: None (block Gibbs, exact Gaussian draws for a Gaussian visible layer) or a
     ``GibbsLangevin(mh=True)``: its ``steps`` Metropolis-adjusted Langevin steps of size ``step_size``
@@ -350,6 +357,7 @@ def log_partition(
     chains = check_positive_int(chains, "chains")
     tolerance = check_tolerance(tolerance, "tolerance")
     burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
+    floor_samples = check_positive_int(floor_samples, "floor_samples", minimum=0)
     schedule = get_schedule(betas)
     x = None if data is None else model._visible(data, "data")
     base = BaseRate(model.layers[0], x)
@@ -370,8 +378,13 @@ def log_partition(
     lme, stderr, ess = log_mean_exp(log_w)
     log_z = log_z0 - lme if reverse else log_z0 + lme
     diag = weight_diagnostics(log_w, tolerance)
+    floor = None
+    if x is not None and model.depth == 2 and floor_samples:
+        floor = log_z_floor(model, x, floor_samples, g)
+        missed = floor_reason(log_z, stderr, floor)
+        diag.reasons.extend([missed] if missed else [])
     result = AISResult(
-        log_z, stderr, ess, log_w, log_z0, reverse, len(betas_list) - 1, time.perf_counter() - start, diag
+        log_z, stderr, ess, log_w, log_z0, reverse, len(betas_list) - 1, time.perf_counter() - start, diag, floor
     )
     if warn:
         warn_if_not_converged(f"{desc} {result}", diag)

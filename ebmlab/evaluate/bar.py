@@ -64,6 +64,7 @@ from .diagnostics import (
     warn_if_not_converged,
     weight_diagnostics,
 )
+from .floor import FLOOR_SAMPLES, floor_reason, log_z_floor
 from .path import RBMPath
 from .schedules import get_schedule
 
@@ -77,7 +78,8 @@ class BARResult:
     ``betas``: the ladder; ``deltas``: log Z_{k+1} − log Z_k per neighbour pair (pooled over all
     chains); ``replica_log_z``: the estimate of every replica group (even groups started at data
     rows, odd ones at base-rate draws); ``swap_rate``: mean swap acceptance per pair; ``pilot``:
-    the forward-AIS pilot run (a stochastic lower bound on log Z).
+    the forward-AIS pilot run (a stochastic lower bound on log Z); ``floor``: the log Z floor from the
+    training rows (``ebmlab.evaluate.floor``; None without ``data`` or with ``floor_samples=0``).
     """
 
     log_z: float
@@ -91,6 +93,7 @@ class BARResult:
     sweeps: int
     seconds: float
     diagnostics: Diagnostics
+    floor: float | None = None
 
     @property
     def converged(self) -> bool:
@@ -162,6 +165,7 @@ def log_partition(
     progress: bool = True,
     tolerance: float = TOLERANCE,
     warn: bool = True,
+    floor_samples: int = FLOOR_SAMPLES,
 ) -> BARResult:
     """log Z of an RBM by BAR on parallel-tempering samples (see the module docstring).
 
@@ -170,6 +174,8 @@ def log_partition(
     ``replicas``) run ``sweeps`` sweeps of every rung, the first ``burn_in`` (default a quarter)
     discarded. ``spacing``: thermodynamic length per rung (smaller: more rungs, better overlap);
     ``max_rungs`` caps the ladder. Cost ≈ (rungs + 1) × chains × sweeps block-Gibbs row-sweeps.
+    With ``data``, ``floor_samples`` hidden states drawn around the rows give ``result.floor`` (0 skips
+    it), and the verdict fails when log Ẑ lies more than 3 nats + 3 s.e. below it.
     """
     model = check_model(model)
     if model.depth != 2:
@@ -183,6 +189,7 @@ def log_partition(
     if chains % replicas:
         raise ValueError(f"chains must be a multiple of replicas ({replicas}), got {chains}")
     max_rungs = check_positive_int(max_rungs, "max_rungs")
+    floor_samples = check_positive_int(floor_samples, "floor_samples", minimum=0)
     pilot_chains = check_positive_int(pilot_chains, "pilot_chains", minimum=2)
     spacing = check_tolerance(spacing, "spacing")
     tolerance = check_tolerance(tolerance, "tolerance")
@@ -276,6 +283,11 @@ def log_partition(
         diag.drift = late - early
         if abs(diag.drift) > tolerance + 4 * stderr:
             diag.reasons.append(f"drift {diag.drift:+.2f} nats from the first to the second half of the sweeps")
+    floor = None
+    if x is not None and floor_samples:
+        floor = log_z_floor(model, x, floor_samples, g)
+        missed = floor_reason(log_z, stderr, floor)
+        diag.reasons.extend([missed] if missed else [])
     result = BARResult(
         log_z,
         stderr,
@@ -288,6 +300,7 @@ def log_partition(
         sweeps,
         time.perf_counter() - start,
         diag,
+        floor,
     )
     if warn:
         warn_if_not_converged(f"PT+BAR {result}", diag)

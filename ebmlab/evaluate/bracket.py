@@ -20,7 +20,7 @@ unbiased for the all-rows RAISE mean, with standard error sd(log p̂ + F) / √r
 that of log p̂ itself because −F carries most of the row-to-row variation.
 
 **Floor on log Z.** Importance sampling of the hidden marginal from the training rows
-(``live.data_log_partition``: h ~ q(h) = (1/N) Σ_n p(h | x_n), Ẑ = mean exp(−F_h(h)) / q(h), about a
+(``floor.log_z_floor``: h ~ q(h) = (1/N) Σ_n p(h | x_n), Ẑ = mean exp(−F_h(h)) / q(h), about a
 second on a 784×500 RBM) is unbiased in Z, so its ``log_z_floor`` is a stochastic *lower* bound on
 log Z that needs no mixing (P(log Ẑ > log Z + t) ≤ e^{−t}), and ``data_term − log_z_floor`` a
 stochastic upper bound on the mean log-likelihood. On an overfitted model, whose mass sits in sharp
@@ -61,12 +61,11 @@ from .diagnostics import (
     verdict,
     warn_if_not_converged,
 )
-from .live import data_log_partition
+from .floor import FLOOR_SAMPLES, floor_reason, log_z_floor
 from .raise_ import RAISEResult, raise_diagnostics, raise_log_likelihood
 
 METHODS = ("bar", "ais")
 BAR_OPTIONS = {"chains": 16, "sweeps": 10000}  # PT+BAR defaults of the upper side (``options`` overrides them)
-FLOOR_ROWS = 5000  # training rows (a random subset of larger sets) that centre the log Z floor's proposal
 
 
 @dataclass
@@ -110,7 +109,7 @@ def log_likelihood_bracket(
     raise_chains: int = 6,
     raise_betas: Any = "sm2008",
     options: dict[str, Any] | None = None,
-    floor_samples: int = 2000,
+    floor_samples: int = FLOOR_SAMPLES,
     seed: int | None = 0,
     progress: bool = True,
     tolerance: float = TOLERANCE,
@@ -125,8 +124,9 @@ def log_likelihood_bracket(
     ``ais.log_partition``) for the upper side, with keyword ``options`` passed to it (overriding those defaults);
     or pass a ready ``log_z`` result (e.g. to score train and test rows against the same log Ẑ).
     RAISE scores ``raise_rows`` random rows of ``data`` (all when fewer) with ``raise_chains`` chains
-    each along ``raise_betas``. ``floor_samples`` hidden states, drawn around up to ``FLOOR_ROWS`` rows
-    of ``train``, give ``log_z_floor`` (module docstring). The defaults were chosen on the 784×500 MNIST-5k model of
+    each along ``raise_betas``. ``floor_samples`` hidden states, drawn around up to ``floor.FLOOR_ROWS``
+    rows of ``train``, give ``log_z_floor`` (module docstring). The defaults were chosen on the 784×500
+    MNIST-5k model of
     ``benchmarks/quality.py`` (``benchmarks/estimators.py``, README "Estimators"): PT + BAR with few,
     long chains sheds the start bias of the data-started chains (log Ẑ 535 at 64 × 1,000 sweeps,
     530–531.4 at 16 × 4,000, 529.6–529.9 at 16 × 10,000: two seeds within 0.25 nat), and RAISE along
@@ -156,7 +156,8 @@ def log_likelihood_bracket(
     data_term = float(neg_f.mean())
     if log_z is None:
         estimator = bar_log_partition if method == "bar" else ais_log_partition
-        kwargs = {"data": fit, "seed": seed, "progress": progress, "tolerance": tolerance, "warn": False}
+        kwargs = {"data": fit, "seed": seed, "progress": progress, "tolerance": tolerance, "warn": False,
+                  "floor_samples": floor_samples}
         log_z = estimator(model, **{**kwargs, **(BAR_OPTIONS if method == "bar" else {}), **(options or {})})
     upper = data_term - log_z.log_z
     pick = torch.randperm(x.shape[0], generator=model.generator(seed), device=x.device)[:raise_rows].sort().values
@@ -170,16 +171,13 @@ def log_likelihood_bracket(
     conservative = raise_diagnostics(rev.log_estimates, lower_se, tolerance)
     if not math.isfinite(lower_se) or 2 * math.sqrt(2) * lower_se > tolerance:  # rows sampled: judge their s.e.
         conservative.reasons.append(f"s.e. {lower_se:.2f} nats over {rows} rows (score more rows)")
-    g = model.generator(None if seed is None else seed + 1)
-    centres = fit[torch.randperm(fit.shape[0], generator=g, device=fit.device)[:FLOOR_ROWS]]
-    floor = data_log_partition(model, centres, floor_samples, g)
     diag = bracket_diagnostics(lower, lower_se, upper, log_z.stderr, [conservative, log_z.diagnostics], max_width)
-    below = floor - log_z.log_z
-    if below > MARKOV_SLACK + 3 * log_z.stderr:
-        diag.reasons.append(
-            f"upper side: log Ẑ {log_z.log_z:.1f} lies {below:.1f} nats below the floor {floor:.1f} (importance "
-            "sampling from the training rows, a lower bound on log Z): its chains missed mass near those rows"
-        )
+    floor = log_z.floor  # the upper side's estimator drew it around the same rows, when it had them
+    if floor is None:
+        floor = log_z_floor(model, fit, floor_samples, model.generator(None if seed is None else seed + 1))
+    missed = floor_reason(log_z.log_z, log_z.stderr, floor)
+    if missed and f"upper side: {missed}" not in diag.reasons:  # not already failed by the estimator itself
+        diag.reasons.append(f"upper side: {missed}")
     above = lower - (data_term - floor)
     if above > MARKOV_SLACK + 3 * lower_se:
         diag.reasons.append(

@@ -88,6 +88,7 @@ from ..layers import BernoulliLayer, OneHotLayer
 from ._common import Estimate, check_model
 from .bar import bennett
 from .exact import enumeration_cost, log_partition
+from .floor import data_log_partition
 
 METHODS = ("auto", "exact", "tracked")
 EXACT_LIMIT = 2**22
@@ -627,50 +628,3 @@ def bridge(ux: torch.Tensor, uy: torch.Tensor) -> tuple[float, float, float]:
     sx, sy = torch.sigmoid(ux + m - shift), torch.sigmoid(shift - m - uy)
     var = sum(float(s.pow(2).mean() / s.mean().pow(2) - 1.0) / s.shape[0] for s in (sx, sy))
     return shift, max(var, 0.0), float(sx.mean() + sy.mean())
-
-
-@torch.no_grad()
-def data_log_partition(
-    model: Any,
-    x: torch.Tensor,
-    samples: int,
-    generator: torch.Generator | None = None,
-    field: torch.Tensor | None = None,
-    chains: torch.Tensor | None = None,
-) -> float:
-    """log Ẑ by importance sampling of an RBM's hidden marginal from data rows ``x`` (and the visible states
-    ``chains`` of Markov chains run under the model, when given): h ~ q(h), Ẑ = mean exp(−F_h(h)) / q(h) with
-    −F_h(h) = −H_h(h) + log Z_v(W r(h)). E Ẑ = Z (unbiased in Z, low in log Z) for any centres chosen before h.
-
-    Without chains q(h) = (1/N) Σ_n p(h | x_n); with M chain states c_m (and at least 2 draws) it is the
-    mixture q(h) = a (1/N) Σ_n p(h | x_n) + (1 − a) (1/M) Σ_m p(h | c_m) with a = ⌈S/2⌉/S, S − ⌊S/2⌋ draws
-    from the rows' part and ⌊S/2⌋ from the chains' (a deterministic mixture: unbiased because each part
-    gets exactly its weight's share of the draws). The data find the mass near the rows;
-    the chains find the model's own modes away from them, which the data part misses by tens of nats on a
-    784×500 MNIST RBM. ``field``: the rows' hidden field r(x) W when already computed."""
-    visible, hidden = model.layers
-    w = model.weights[0]
-    if field is None:
-        field = visible.rescale(x) @ w
-    parts = [(field, samples)]
-    if chains is not None and chains.shape[0] and samples >= 2:
-        parts = [(field, samples - samples // 2), (visible.rescale(chains) @ w, samples // 2)]
-    h = torch.cat([hidden.sample(f[_picks(f.shape[0], k, generator, f.device)], 1.0, generator) for f, k in parts])
-    energy = hidden.energy(h).to(torch.float64)
-    neg_fh = visible.log_partition(hidden.rescale(h) @ w.T).to(torch.float64) - energy
-    log_q = torch.stack([  # log of each part's weighted density (weight = its share of the draws) at every draw
-        torch.logsumexp((hidden.rescale(h) @ f.T).to(torch.float64) - energy.unsqueeze(1)
-                        - hidden.log_partition(f).to(torch.float64), 1) - math.log(f.shape[0]) + math.log(k / samples)
-        for f, k in parts
-    ])
-    log_q = torch.logsumexp(log_q, 0)
-    return float(torch.logsumexp(neg_fh - log_q, 0)) - math.log(samples)
-
-
-def _picks(n: int, samples: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """``samples`` indices into ``n`` centres, each marginally uniform: distinct ones first (less variance),
-    then at random."""
-    pick = torch.randperm(n, generator=generator, device=device)[:samples]
-    if samples > n:
-        pick = torch.cat([pick, torch.randint(n, (samples - n,), generator=generator, device=device)])
-    return pick

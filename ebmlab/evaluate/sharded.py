@@ -89,7 +89,7 @@ def log_partition(
         raise ValueError(f"seed must be a non-negative integer (each rank's seed is derived from it), got {seed!r}")
     local = ais.log_partition(
         model, chains=chains, betas=betas, data=data, reverse=reverse, seed=shard_seed(seed, rank),
-        progress=progress and rank == 0, tolerance=tolerance, warn=False, **kwargs,
+        progress=progress and rank == 0, tolerance=tolerance, warn=False, floor_samples=0, **kwargs,
     )
     device = check_model(model).device
     log_w = _all_gather(local.log_weights, group, device).reshape(-1)
