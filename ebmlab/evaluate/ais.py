@@ -35,7 +35,6 @@ dtype while the log-weights accumulate in float64 from float64 hidden log-partit
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass
@@ -45,10 +44,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .._checks import check_positive_int
-from ..layers import BernoulliLayer, GaussianLayer, Layer, OneHotLayer
+from ..layers import BernoulliLayer, GaussianLayer
 from ..model import MAX_ENUMERATION
 from ..samplers import GibbsLangevin
 from ._common import check_model, is_discrete, visible_rows
+from .base_rate import BaseRate, base_log_partition
 from .bounds import variational_free_energy
 from .diagnostics import (
     MAX_WIDTH,
@@ -104,52 +104,6 @@ class AISResult:
 
     def __str__(self) -> str:
         return f"log Z {self.log_z:.2f} ± {self.stderr:.2f} nats {verdict(self.diagnostics)}"
-
-
-class BaseRate:
-    """Independent visible units fit to data: the β = 0 end of the AIS path.
-
-    ``layer`` is a copy of the model's visible layer with ``init_from_data(data)`` applied (or the
-    model's own visible parameters when ``data`` is None), so H_base has the same form as H_0.
-    """
-
-    def __init__(self, visible: Layer, data: torch.Tensor | None) -> None:
-        self.layer = copy.deepcopy(visible)
-        if data is not None:
-            self.layer.init_from_data(data)
-        self.target = visible
-
-    def log_partition(self) -> float:
-        """log Σ_v exp(−H_base(v))."""
-        return float(self.layer.log_partition(self.layer.zero_field(1)).to(torch.float64)[0])
-
-    def sample(self, rows: int, generator: torch.Generator | None) -> torch.Tensor:
-        return self.layer.random(rows, generator)
-
-    def energy_gap(self, v: torch.Tensor) -> torch.Tensor:
-        """H_0(v) − H_base(v) in float64: the slope of the visible energy along the path."""
-        return (self.target.energy(v) - self.layer.energy(v)).to(torch.float64)
-
-    def mixed_sample(self, field: torch.Tensor, beta: float, generator: torch.Generator | None) -> torch.Tensor:
-        """v ~ exp(−(1 − β) H_base(v) − β H_0(v) + β fᵀr(v)) / Z."""
-        layer, base = self.target, self.layer
-        if isinstance(layer, (BernoulliLayer, OneHotLayer)):
-            # linear energies −bᵀv: the mixture is the target layer with bias shifted by (1 − β)(b_base − b)
-            return layer.sample(beta * field + (1 - beta) * (base.bias - layer.bias), 1.0, generator)
-        if isinstance(layer, GaussianLayer):
-            # precision λ = (1 − β)/σ_B² + β/σ², mean ((1 − β)μ_B/σ_B² + β(μ + f)/σ²)/λ
-            precision = (1 - beta) / base.var + beta / layer.var
-            mean = ((1 - beta) * base.loc / base.var + beta * (layer.loc + field) / layer.var) / precision
-            noise = torch.randn(field.shape, dtype=field.dtype, device=field.device, generator=generator)
-            return mean + noise / precision.sqrt()
-        raise TypeError(f"AIS does not know how to anneal visible layer {layer.label}")
-
-
-def base_log_partition(model: Any, base: BaseRate) -> float:
-    """log Z_0 = log Z_base + Σ_{i≥1} log Z_i(0): the β = 0 model's visible base rates and free hidden layers."""
-    return base.log_partition() + sum(
-        float(layer.log_partition(layer.zero_field(1)).to(torch.float64)[0]) for layer in model.layers[1:]
-    )
 
 
 def _initial_forward(model: Any, base: BaseRate, chains: int, g: torch.Generator | None) -> list[torch.Tensor]:
@@ -343,7 +297,7 @@ def log_partition(
     2√2 · s.e. ≤ ``tolerance`` nats, and the even and odd chains agree within ``tolerance`` + 3 s.e.
     (``ebmlab.evaluate.diagnostics``); otherwise a ``ConvergenceWarning`` is emitted (``warn=False``
     silences it). Passing these checks does not prove that the chains found every mode. For an RBM
-    with ``data``, ``floor_samples`` hidden states drawn around the rows give ``result.floor``, a
+    with ``data``, ``floor_samples`` AIS chains annealed from the rows give ``result.floor``, a
     lower bound on log Z that needs no mixing (``ebmlab.evaluate.floor``; 0 skips it), and the
     verdict fails when log Ẑ lies more than 3 nats + 3 s.e. below it.
 

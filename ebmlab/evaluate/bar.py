@@ -5,7 +5,7 @@ Boltzmann machines", compared AIS, reverse AIS, BAR and others on RBMs and found
 parallel tempering the most reliable. Here:
 
 1. **Ladder.** A pilot forward-AIS run (``pilot_chains`` chains along ``pilot_betas``) along the
-   base-rate → model path of ``path.RBMPath`` measures the spread of its log-weight increments,
+   tempering path (below) measures the spread of its log-weight increments,
    i.e. the thermodynamic length L ≈ Σ sd(log f_{β_k} − log f_{β_{k−1}}). Rungs 0 = β_0 < … < β_K = 1
    are placed at equal shares of L, with K = ⌈L / ``spacing``⌉ (clipped to ``max_rungs``), so
    that neighbours overlap alike everywhere. The pilot's log Ẑ is a stochastic lower bound on log Z
@@ -15,7 +15,7 @@ parallel tempering the most reliable. Here:
    odd pairs, alternating), accepted with probability
    min(1, f_k(x_{k+1}) f_{k+1}(x_k) / (f_k(x_k) f_{k+1}(x_{k+1}))). The columns are split into
    ``replicas`` groups with *overdispersed starts*: even groups start every rung at a training row
-   (where a trained model's mass sits), odd groups at draws from the base-rate model.
+   (where a trained model's mass sits), odd groups at draws of the path's β = 0 distribution.
 3. **BAR.** For neighbours k, k+1 with samples x ~ p_k, y ~ p_{k+1} (all sweeps after
    ``burn_in``), u = log f_{k+1} − log f_k, the ratio Δ_k = log Z_{k+1} − log Z_k solves
    (Bennett 1976; equal sample counts)
@@ -37,9 +37,15 @@ data-started chains' start bias decaying slowly, while each run's replica s.e. s
 every neighbour pair swapped at least ``MIN_SWAP`` of the time (otherwise rungs do not exchange and
 BAR's overlap is poor); and log Ẑ does not lie more than 3 nats + 3 s.e. below the pilot's
 forward-AIS lower bound (Markov: the pilot exceeds log Z by t with probability ≤ e^{−t}), nor below
-the log Z floor of ``ebmlab.evaluate.floor`` (importance sampling from the training rows, also a
+the log Z floor of ``ebmlab.evaluate.floor`` (annealed importance sampling from the training rows, also a
 lower bound; on an overfitted MNIST RBM whose ladder did not mix, PT + BAR gave 775 against a floor of 798).
 RBMs only (the hidden layer is summed out).
+
+Path. ``path="rate"`` tempers from the base-rate model (``path.RBMPath``, state v). ``path="data"``
+tempers from the hidden conditionals of training rows (``data_path.DataPath``, state h): on an
+overfitted model, whose mass sits in sharp modes near the training rows, the base-rate ladder has to
+cross a transition that its swaps rarely pass, while the data-centred ladder starts inside those modes.
+Both end at the same model, so both estimate the same log Z, and every check above applies to either.
 """
 
 from __future__ import annotations
@@ -55,7 +61,9 @@ from tqdm.auto import tqdm
 
 from .._checks import check_positive_int
 from ._common import check_model
-from .ais import AISResult, BaseRate, base_log_partition
+from .ais import AISResult
+from .base_rate import BaseRate
+from .data_path import CENTRES, DataPath
 from .diagnostics import (
     MARKOV_SLACK,
     TOLERANCE,
@@ -67,10 +75,11 @@ from .diagnostics import (
     weight_diagnostics,
 )
 from .floor import FLOOR_SAMPLES, floor_reason, log_z_floor
-from .path import RBMPath
+from .path import Path, RBMPath, anneal
 from .schedules import get_schedule
 
 MIN_SWAP = 0.1
+PATHS = {"rate": "from the base-rate model (path.RBMPath)", "data": "from the training rows (data_path.DataPath)"}
 
 
 @dataclass
@@ -122,23 +131,6 @@ def bennett(ux: torch.Tensor, uy: torch.Tensor, iterations: int = 100) -> torch.
     return (lo + hi) / 2
 
 
-def _pilot(path: RBMPath, v: torch.Tensor, betas: list[float], g: torch.Generator | None, progress: bool):
-    """Forward AIS along ``betas`` from base draws ``v``: (log-weights, sd of each step's increments)."""
-    log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
-    spread: list[float] = []
-    a = path.fields(v)
-    terms = path.terms(v, a)
-    for k in tqdm(range(1, len(betas)), desc="PT+BAR pilot", disable=not progress, leave=False, mininterval=1.0):
-        step = path.log_f(terms, betas[k]) - path.log_f(terms, betas[k - 1])
-        log_w += step
-        spread.append(float(step.std(unbiased=True)))
-        if k < len(betas) - 1:
-            v = path.sweep(a, torch.full((v.shape[0],), betas[k], dtype=v.dtype, device=v.device), g)
-            a = path.fields(v)
-            terms = path.terms(v, a)
-    return log_w, spread
-
-
 def ladder(betas: list[float], spread: list[float], spacing: float, max_rungs: int) -> torch.Tensor:
     """Rungs at equal shares of the thermodynamic length Σ spread (at least 2 rungs: 0 and 1)."""
     length = np.concatenate([[0.0], np.cumsum(spread)])
@@ -168,6 +160,8 @@ def log_partition(
     tolerance: float = TOLERANCE,
     warn: bool = True,
     floor_samples: int = FLOOR_SAMPLES,
+    path: str = "rate",
+    centres: int = CENTRES,
 ) -> BARResult:
     """log Z of an RBM by BAR on parallel-tempering samples (see the module docstring).
 
@@ -176,8 +170,11 @@ def log_partition(
     ``replicas``) run ``sweeps`` sweeps of every rung, the first ``burn_in`` (default a quarter)
     discarded. ``spacing``: thermodynamic length per rung (smaller: more rungs, better overlap);
     ``max_rungs`` caps the ladder. Cost ≈ (rungs + 1) × chains × sweeps block-Gibbs row-sweeps.
-    With ``data``, ``floor_samples`` hidden states drawn around the rows give ``result.floor`` (0 skips
-    it), and the verdict fails when log Ẑ lies more than 3 nats + 3 s.e. below it.
+    With ``data``, ``floor_samples`` AIS chains annealed from the rows give ``result.floor`` (0 skips
+    it), and the verdict fails when log Ẑ lies more than 3 nats + 3 s.e. below it. ``path``: ``"rate"``
+    tempers from the base-rate model (``path.RBMPath``); ``"data"`` (needs ``data``) from the hidden
+    conditionals of ``centres`` random rows of ``data`` (``data_path.DataPath``), which reaches the sharp
+    modes of an overfitted model that the base-rate path misses.
     """
     model = check_model(model)
     if model.depth != 2:
@@ -196,14 +193,18 @@ def log_partition(
     spacing = check_tolerance(spacing, "spacing")
     tolerance = check_tolerance(tolerance, "tolerance")
     x = None if data is None else model._visible(data, "data")
-    base = BaseRate(model.layers[0], x)
-    path = RBMPath(model, base)
-    log_z0 = base_log_partition(model, base)
     g = model.generator(seed)
     start = time.perf_counter()
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {sorted(PATHS)}, got {path!r}")
+    if path == "data" and x is None:
+        raise ValueError("path='data' anneals from the training rows' hidden conditionals: pass data (training rows)")
+    centres = check_positive_int(centres, "centres")
+    tempering: Path = RBMPath(model, BaseRate(model.layers[0], x)) if path == "rate" else DataPath(model, x, centres, g)
+    log_z0 = tempering.log_z0
 
     fine = get_schedule(pilot_betas).tolist()
-    pilot_w, spread = _pilot(path, base.sample(pilot_chains, g), fine, g, progress)
+    pilot_w, spread = anneal(tempering, pilot_chains, fine, g, progress, "PT+BAR pilot")
     lme, se, ess = log_mean_exp(pilot_w.cpu())
     pilot = AISResult(
         log_z0 + lme,
@@ -224,12 +225,12 @@ def log_partition(
     down = torch.cat([betas[:1], betas[:-1]]).to(dev).repeat_interleave(chains)
 
     # columns: group = chain % replicas; even groups start at data rows, odd ones at base draws
-    v0 = base.sample(chains, g)
+    s0 = tempering.start(chains, g)
     if x is not None:
         from_data = (torch.arange(chains, device=dev) % replicas) % 2 == 0
         rows = torch.randint(x.shape[0], (chains,), generator=g, device=dev)
-        v0 = torch.where(from_data.unsqueeze(-1), x[rows], v0)
-    v = v0.repeat(k1, 1)
+        s0 = torch.where(from_data.unsqueeze(-1), tempering.from_data(x[rows], g), s0)
+    state = s0.repeat(k1, 1)
     kept = sweeps - burn_in  # u of each adjacent pair at every kept sweep, on the device until the end
     u_up = torch.empty(k1 - 1, kept, chains, dtype=torch.float64, device=dev)
     u_down = torch.empty(k1 - 1, kept, chains, dtype=torch.float64, device=dev)
@@ -237,11 +238,10 @@ def log_partition(
     tried = torch.zeros(k1 - 1, dtype=torch.float64, device=dev)
     order = torch.arange(k1 * chains, device=dev).reshape(k1, chains)
     for sweep in tqdm(range(sweeps), desc="PT+BAR", disable=not progress, leave=False, mininterval=1.0):
-        a = path.fields(v)
-        terms = path.terms(v, a)
-        here = path.log_f(terms, beta_rows)
-        du = (path.log_f(terms, up) - here).reshape(k1, chains)
-        dd = (path.log_f(terms, down) - here).reshape(k1, chains)
+        terms = tempering.terms(state)
+        here = tempering.log_f(terms, beta_rows)
+        du = (tempering.log_f(terms, up) - here).reshape(k1, chains)
+        dd = (tempering.log_f(terms, down) - here).reshape(k1, chains)
         if sweep >= burn_in:
             u_up[:, sweep - burn_in] = du[:-1]
             u_down[:, sweep - burn_in] = dd[1:]
@@ -257,8 +257,8 @@ def log_partition(
             perm[pairs] = torch.where(accept, hi, lo)
             perm[pairs + 1] = torch.where(accept, lo, hi)
             index = perm.flatten()
-            v, a = v[index], a[index]  # rows keep their rung; the states move
-        v = path.sweep(a, beta_rows.to(v.dtype), g)
+            terms = tuple(t[index] for t in terms)  # rows keep their rung; the states move
+        state = tempering.sweep(terms, beta_rows, g)
 
     ux = u_up.cpu()  # (pairs, samples, chains): u at p_k samples
     uy = -u_down.cpu()  # u = log f_{k+1} − log f_k at p_{k+1} samples

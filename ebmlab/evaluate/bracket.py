@@ -19,14 +19,14 @@ exact mean of −F over *all* rows as a control variate:
 unbiased for the all-rows RAISE mean, with standard error sd(log p̂ + F) / √rows, much smaller than
 that of log p̂ itself because −F carries most of the row-to-row variation.
 
-**Floor on log Z.** Importance sampling of the hidden marginal from the training rows
-(``floor.log_z_floor``: h ~ q(h) = (1/N) Σ_n p(h | x_n), Ẑ = mean exp(−F_h(h)) / q(h), about a
-second on a 784×500 RBM) is unbiased in Z, so its ``log_z_floor`` is a stochastic *lower* bound on
+**Floor on log Z.** Forward AIS from the training rows (``floor.log_z_floor``: annealed from the mixture
+(1/N) Σ_n p(h | x_n) of the rows' hidden conditionals to the model along ``data_path.DataPath``, 100
+chains, about 3 s on a 784×500 RBM) is unbiased in Z, so its ``log_z_floor`` is a stochastic *lower* bound on
 log Z that needs no mixing (P(log Ẑ > log Z + t) ≤ e^{−t}), and ``data_term − log_z_floor`` a
 stochastic upper bound on the mean log-likelihood. On an overfitted model, whose mass sits in sharp
 modes near the training rows, it can lie far above what chains that never found those modes report,
 so the verdict fails when log Ẑ of the upper side lies more than ``MARKOV_SLACK`` + 3 s.e. below it
-(on the scikit-learn model of the README's quality table: PT + BAR 775, floor ≈ 800), and when the
+(on a scikit-learn model of the README's quality table: PT + BAR 775, floor ≈ 800), and when the
 conservative side lies that far above ``data_term − log_z_floor``: RAISE is a lower bound in
 expectation only for rows drawn from the model, and for test rows far from an overfitted model's
 samples its annealing marginal can put more mass on them than the model does.
@@ -124,8 +124,8 @@ def log_likelihood_bracket(
     ``ais.log_partition``) for the upper side, with keyword ``options`` passed to it (overriding those defaults);
     or pass a ready ``log_z`` result (e.g. to score train and test rows against the same log Ẑ).
     RAISE scores ``raise_rows`` random rows of ``data`` (all when fewer) with ``raise_chains`` chains
-    each along ``raise_betas``. ``floor_samples`` hidden states, drawn around up to ``floor.FLOOR_ROWS``
-    rows of ``train``, give ``log_z_floor`` (module docstring). The defaults were chosen on the 784×500
+    each along ``raise_betas``. ``floor_samples`` AIS chains annealed from the rows of ``train`` give
+    ``log_z_floor`` (module docstring). The defaults were chosen on the 784×500
     MNIST-5k model of
     ``benchmarks/quality.py`` (``benchmarks/estimators.py``, README "Estimators"): PT + BAR with few,
     long chains sheds the start bias of the data-started chains (log Ẑ 535 at 64 × 1,000 sweeps,

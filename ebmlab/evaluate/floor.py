@@ -1,13 +1,20 @@
-"""A floor under log Z of an RBM: importance sampling of the hidden marginal from data rows.
+"""A floor under log Z of an RBM: annealed importance sampling from the training rows.
 
-    Z = Σ_h exp(−F_h(h)),   −F_h(h) = −H_h(h) + log Z_v(W r(h))   (the visible layer summed out),
-    q(h) = (1/N) Σ_n p(h | x_n),   Ẑ = mean_s exp(−F_h(h_s)) / q(h_s),   h_s ~ q.
+Forward AIS (``path.anneal``) along the data-centred path of ``data_path.DataPath``: its β = 0 end
+is the mixture (1/N) Σ_n p(h | x_n) of the rows' hidden conditionals (times the base-rate visible
+model), its β = 1 end the model, so each chain's weight w satisfies E w = Z / Z_0 with Z_0 known. Hence
 
-E Ẑ = Z for any rows chosen before h is drawn, so log Ẑ is a stochastic *lower* bound on log Z
+    log Ẑ = log Z_0 + log mean_s w_s
+
+is unbiased in Z for any rows chosen before the chains are drawn: a stochastic *lower* bound on log Z
 (E log Ẑ ≤ log Z by Jensen; P(log Ẑ > log Z + t) ≤ e^{−t} by Markov) that needs no Markov chain to
 mix. On an overfitted model, whose mass sits in sharp modes near the training rows, it finds mass that
 annealing and tempering chains started elsewhere never reach: ``floor_reason`` turns that into a
-failed check of any other log Z estimate (PT + BAR, AIS, the log-likelihood bracket).
+failed check of any other log Z estimate (PT + BAR, AIS, the log-likelihood bracket). Its one-step limit
+is importance sampling of the hidden marginal from the rows (``data_log_partition``, also the floor of
+RBMs whose layers the data-centred path does not take, e.g. Gaussian visible units); on a 784×500
+MNIST RBM the 726-step ``fast`` schedule raised the floor by 6–9 nats over 2,000 one-step draws, at
+about 3 s for 100 chains.
 """
 
 from __future__ import annotations
@@ -17,10 +24,15 @@ from typing import Any
 
 import torch
 
+from ..layers import BernoulliLayer, OneHotLayer
+from .data_path import DataPath
 from .diagnostics import MARKOV_SLACK
+from .path import anneal
+from .schedules import get_schedule
 
-FLOOR_ROWS = 5000  # rows (a random subset of larger sets) that centre the floor's proposal
-FLOOR_SAMPLES = 2000  # hidden states drawn: about a second on a 784×500 RBM with 5,000 rows
+FLOOR_ROWS = 5000  # rows (a random subset of larger sets) that centre the one-step floor's proposal
+FLOOR_SAMPLES = 100  # AIS chains: about 3 s on a 784×500 RBM along the fast schedule
+FLOOR_BETAS = "fast"  # the floor's annealing schedule (726 steps)
 
 
 @torch.no_grad()
@@ -72,9 +84,19 @@ def _picks(n: int, samples: int, generator: torch.Generator | None, device: torc
 
 @torch.no_grad()
 def log_z_floor(
-    model: Any, rows: torch.Tensor, samples: int = FLOOR_SAMPLES, generator: torch.Generator | None = None
+    model: Any,
+    rows: torch.Tensor,
+    samples: int = FLOOR_SAMPLES,
+    generator: torch.Generator | None = None,
+    betas: Any = FLOOR_BETAS,
 ) -> float:
-    """``data_log_partition`` centred on up to ``FLOOR_ROWS`` random ``rows`` (the module docstring)."""
+    """log Ẑ by forward AIS from ``rows`` along ``betas`` with ``samples`` chains (the module docstring);
+    for layers other than Bernoulli and one-hot, ``data_log_partition`` with ``samples`` draws centred on
+    up to ``FLOOR_ROWS`` random ``rows``."""
+    if all(isinstance(layer, (BernoulliLayer, OneHotLayer)) for layer in model.layers):
+        path = DataPath(model, rows, g=generator)
+        log_w, _ = anneal(path, samples, get_schedule(betas).tolist(), generator)
+        return path.log_z0 + float(torch.logsumexp(log_w, 0)) - math.log(samples)
     centres = rows[torch.randperm(rows.shape[0], generator=generator, device=rows.device)[:FLOOR_ROWS]]
     return data_log_partition(model, centres, samples, generator)
 
@@ -85,6 +107,6 @@ def floor_reason(log_z: float, stderr: float, floor: float) -> str | None:
     if not below > MARKOV_SLACK + 3 * (stderr if math.isfinite(stderr) else 0.0):
         return None
     return (
-        f"log Ẑ {log_z:.1f} lies {below:.1f} nats below the floor {floor:.1f} (importance sampling from the "
+        f"log Ẑ {log_z:.1f} lies {below:.1f} nats below the floor {floor:.1f} (annealed importance sampling from the "
         "training rows, a lower bound on log Z): its chains missed mass near those rows"
     )

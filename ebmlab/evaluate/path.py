@@ -15,19 +15,63 @@ on a fine grid: rungs spaced so that each holds an equal share of L keep the ove
 p_β (for swaps and for BAR) uniform along the path (Gelman & Meng 1998; Shenfeld et al. 2009).
 
 A sweep at β draws h ~ p_β(h | v) then v ~ p_β(v | h); every row may carry its own β.
+
+Every path (this one and ``data_path.DataPath``) has one protocol, used by PT + BAR: ``log_z0``;
+``start(rows, g)`` draws exact β = 0 states; ``from_data(x, g)`` gives states near data rows;
+``terms(state)`` returns per-row tensors (permuted with the rows by swaps); ``log_f(terms, β)``;
+``sweep(terms, β, g)`` returns the next states.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from tqdm.auto import tqdm
 
-from .ais import BaseRate
+from .base_rate import BaseRate, base_log_partition
+
+
+class Path(Protocol):
+    """The tempering-path protocol (module docstring)."""
+
+    log_z0: float
+
+    def start(self, rows: int, g: torch.Generator | None) -> torch.Tensor: ...
+
+    def from_data(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor: ...
+
+    def terms(self, state: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+    def log_f(self, terms: tuple[torch.Tensor, ...], beta: torch.Tensor | float) -> torch.Tensor: ...
+
+    def sweep(self, terms: tuple[torch.Tensor, ...], beta: torch.Tensor, g: torch.Generator | None) -> torch.Tensor: ...
+
+
+@torch.no_grad()
+def anneal(
+    path: Path, chains: int, betas: list[float], g: torch.Generator | None, progress: bool = False, desc: str = "AIS"
+) -> tuple[torch.Tensor, list[float]]:
+    """Forward AIS along ``path`` (Neal 2001): ``chains`` exact β = 0 draws x_1, then for k = 1 … K the
+    log-weight gains log f_{β_k}(x_k) − log f_{β_{k−1}}(x_k) and x_{k+1} = sweep at β_k. E exp(log w) =
+    Z_1 / Z_0, so path.log_z0 + log mean exp(log w) is a stochastic lower bound on log Z. Returns the log-weights
+    (float64) and the sd of each step's increments (the thermodynamic length's pieces)."""
+    state = path.start(chains, g)
+    log_w = torch.zeros(chains, dtype=torch.float64, device=state.device)
+    spread: list[float] = []
+    terms = path.terms(state)
+    for k in tqdm(range(1, len(betas)), desc=desc, disable=not progress, leave=False, mininterval=1.0):
+        step = path.log_f(terms, betas[k]) - path.log_f(terms, betas[k - 1])
+        log_w += step
+        spread.append(float(step.std(unbiased=True)))
+        if k < len(betas) - 1:
+            beta = torch.full((chains,), betas[k], dtype=torch.float64, device=state.device)
+            terms = path.terms(path.sweep(terms, beta, g))
+    return log_w, spread
 
 
 class RBMPath:
-    """log f_β, its β-slope and block-Gibbs sweeps along the base-rate → model path of an RBM."""
+    """log f_β, its β-slope and block-Gibbs sweeps along the base-rate → model path of an RBM (state: v)."""
 
     def __init__(self, model: Any, base: BaseRate) -> None:
         if model.depth != 2:
@@ -35,28 +79,31 @@ class RBMPath:
         self.model, self.base = model, base
         self.visible, self.hidden = model.layers[0], model.layers[1]
         self.w = model.weights[0].detach()
+        self.log_z0 = base_log_partition(model, base)
 
-    def fields(self, v: torch.Tensor) -> torch.Tensor:
-        """a(v) = r(v) W, the hidden field, in the model's dtype."""
-        return self.visible.rescale(v) @ self.w
+    def start(self, rows: int, g: torch.Generator | None) -> torch.Tensor:
+        """``rows`` exact draws of p_0: the base-rate model."""
+        return self.base.sample(rows, g)
 
-    def terms(self, v: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(a = a(v), H_base(v), H_0(v), all float64): what log f_β needs for any β."""
-        return (
-            a.to(torch.float64),
-            self.base.layer.energy(v).to(torch.float64),
-            self.visible.energy(v).to(torch.float64),
-        )
+    def from_data(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        """States at the data rows ``x`` themselves."""
+        return x
 
-    def log_f(self, terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor], beta: torch.Tensor | float) -> torch.Tensor:
+    def terms(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a(v) = r(v) W in the model's dtype, H_base(v), H_0(v) in float64): what log f_β and a sweep need."""
+        a = self.visible.rescale(v) @ self.w
+        return a, self.base.layer.energy(v).to(torch.float64), self.visible.energy(v).to(torch.float64)
+
+    def log_f(self, terms: tuple[torch.Tensor, ...], beta: torch.Tensor | float) -> torch.Tensor:
         """log f_β(v) per row (float64); ``beta`` a number or one value per row."""
         a, h_base, h_0 = terms
         b = torch.as_tensor(beta, dtype=torch.float64, device=a.device)
         col = b.unsqueeze(-1) if b.dim() == 1 else b
-        return -(1 - b) * h_base - b * h_0 + self.hidden.log_partition(col * a)
+        return -(1 - b) * h_base - b * h_0 + self.hidden.log_partition(col * a.to(torch.float64))
 
-    def sweep(self, a: torch.Tensor, beta: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        """One block-Gibbs sweep at per-row β (a (rows,) tensor) from hidden fields a = a(v): h | v, then v | h."""
+    def sweep(self, terms: tuple[torch.Tensor, ...], beta: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        """One block-Gibbs sweep at per-row β (a (rows,) tensor): h | v, then v | h."""
+        a = terms[0]
         col = beta.to(a.dtype).unsqueeze(-1)
         h = self.hidden.sample(col * a, 1.0, g)
         down = self.hidden.rescale(h) @ self.w.T
