@@ -9,7 +9,10 @@ Log Z: ``exact.log_partition(model)`` (enumeration), ``ais.log_partition(model, 
 data=..., reverse=...)``; ``raise_log_likelihood(model, test, data=...)`` (RAISE: reverse annealing from
 each test row, a conservative estimate of log p(v)); ``estimate_log_likelihood(model, test, data)``
 combines forward AIS and RAISE into a bracket of the test log-likelihood; ``bar.log_partition(model,
-data)`` (BAR on parallel-tempering samples, Krause, Fischer & Igel 2020) is the better log Z, and
+data)`` (BAR on parallel-tempering samples, Krause, Fischer & Igel 2020) is the better log Z (both take
+``path="data"``: anneal from the training rows' hidden conditionals, ``data_path``, instead of the
+base rates; ``floor.log_z_floor`` is a short forward AIS along it, a lower bound every estimate is checked
+against), and
 ``log_likelihood_bracket(model, test, train)`` the two-sided estimate to trust: ``.lower``
 (conservative, RAISE), ``.upper``, ``.width``, ``.converged``. Every stochastic estimate carries
 ``.diagnostics`` and a ``.converged`` verdict, printed beside the number, and emits a
@@ -32,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import ais, bar, exact, raise_, schedules
+from . import ais, bar, data_path, exact, floor, raise_, schedules
 from ._common import Estimate
 from .ais import AISResult, LikelihoodEstimate, estimate_log_likelihood
 from .bar import BARResult
@@ -124,10 +127,12 @@ __all__ = [
     "StatefulMetric",
     "ais",
     "bar",
+    "data_path",
     "energy_distance",
     "estimate_log_likelihood",
     "exact",
     "fantasy_particles",
+    "floor",
     "frechet_distance",
     "free_energy_gap",
     "get_metric",
