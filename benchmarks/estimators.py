@@ -70,47 +70,26 @@ def timed(fn: Any, *a: Any, **kw: Any) -> tuple[Any, float, float]:
 
 
 def log_z_methods(args: argparse.Namespace) -> dict[str, Any]:
+    def forward(betas: str, path: str = "rate") -> Any:
+        return lambda m, d, s: ais.log_partition(
+            m, args.chains, betas, data=d, seed=s, progress=False, warn=False, path=path
+        )
+
+    def pt_bar(chains: int, sweeps: int, burn_in: int | None, path: str = "rate") -> Any:
+        return lambda m, d, s: bar.log_partition(
+            m, d, chains=chains, sweeps=sweeps, burn_in=burn_in, spacing=args.bar_spacing, seed=s,
+            progress=False, warn=False, path=path,
+        )
+
     return {
-        "ais-fast": lambda m, d, s: ais.log_partition(
-            m, args.chains, "fast", data=d, seed=s, progress=False, warn=False
-        ),
-        "ais-moderate": lambda m, d, s: ais.log_partition(
-            m, args.chains, "moderate", data=d, seed=s, progress=False, warn=False
-        ),
-        "ais-sm2008": lambda m, d, s: ais.log_partition(
-            m, args.chains, "sm2008", data=d, seed=s, progress=False, warn=False
-        ),
-        "bar": lambda m, d, s: bar.log_partition(
-            m,
-            d,
-            chains=args.bar_chains,
-            sweeps=args.bar_sweeps,
-            burn_in=args.bar_burn_in,
-            spacing=args.bar_spacing,
-            seed=s,
-            progress=False,
-            warn=False,
-        ),
-        "ais-data-fast": lambda m, d, s: ais.log_partition(
-            m, args.chains, "fast", data=d, seed=s, progress=False, warn=False, path="data"
-        ),
-        "ais-data-moderate": lambda m, d, s: ais.log_partition(
-            m, args.chains, "moderate", data=d, seed=s, progress=False, warn=False, path="data"
-        ),
-        "bar-data": lambda m, d, s: bar.log_partition(
-            m,
-            d,
-            chains=args.bar_chains,
-            sweeps=args.bar_data_sweeps,
-            spacing=args.bar_spacing,
-            seed=s,
-            progress=False,
-            warn=False,
-            path="data",
-        ),
-        "bar-32x200": lambda m, d, s: bar.log_partition(
-            m, d, chains=32, sweeps=200, burn_in=50, seed=s, progress=False, warn=False
-        ),
+        "ais-fast": forward("fast"),
+        "ais-moderate": forward("moderate"),
+        "ais-sm2008": forward("sm2008"),
+        "ais-data-fast": forward("fast", "data"),
+        "ais-data-moderate": forward("moderate", "data"),
+        "bar": pt_bar(args.bar_chains, args.bar_sweeps, args.bar_burn_in),
+        "bar-data": pt_bar(args.bar_chains, args.bar_data_sweeps, None, "data"),
+        "bar-32x200": pt_bar(32, 200, 50),
     }
 
 
