@@ -75,11 +75,10 @@ from .diagnostics import (
     weight_diagnostics,
 )
 from .floor import FLOOR_SAMPLES, floor_reason, log_z_floor
-from .path import Path, RBMPath, anneal
+from .path import PATHS, Path, RBMPath, anneal
 from .schedules import get_schedule
 
 MIN_SWAP = 0.1
-PATHS = {"rate": "from the base-rate model (path.RBMPath)", "data": "from the training rows (data_path.DataPath)"}
 
 
 @dataclass
@@ -196,7 +195,7 @@ def log_partition(
     g = model.generator(seed)
     start = time.perf_counter()
     if path not in PATHS:
-        raise ValueError(f"path must be one of {sorted(PATHS)}, got {path!r}")
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     if path == "data" and x is None:
         raise ValueError("path='data' anneals from the training rows' hidden conditionals: pass data (training rows)")
     centres = check_positive_int(centres, "centres")

@@ -99,7 +99,7 @@ class DataPath:
 
         At β = 0 n is drawn uniformly instead, ignoring h: then h ~ q_n is an exact, independent draw of
         p_0, where the Gibbs step would keep a chain at the centre it came from (the q_n barely overlap),
-        so the top rung of a tempering ladder refreshes its chains."""
+        so the β = 0 end of a tempering ladder refreshes its chains."""
         b = beta.to(log_q.dtype).unsqueeze(-1)
         cdf = torch.softmax(torch.where(b == 0, 0.0, (1 - b) * log_q), -1).cumsum(-1)
         u = torch.rand((log_q.shape[0], 1), dtype=log_q.dtype, device=log_q.device, generator=g)

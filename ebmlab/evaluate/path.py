@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 
 from .base_rate import BaseRate, base_log_partition
 
+PATHS = ("rate", "data")  # from the base-rate model (RBMPath), from the training rows (data_path.DataPath)
+
 
 class Path(Protocol):
     """The tempering-path protocol (module docstring)."""
