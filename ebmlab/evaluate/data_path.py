@@ -11,14 +11,15 @@ visible energy H_base and a mixture index n as an extra variable,
 so at β = 0 the units are independent (v from the base rates, h from the mixture (1/N) Σ_n q_n(h)),
 Z_0 = Z_base exactly, and at β = 1 the index drops out: Z_1 = Z. With v and n summed out (state: h),
 
-    log f_β(h) = logsumexp_n((1 − β) log q_n(h)) − log N − β H_1(h) + log Z_0^{vis}(β W r(h); β),
+    log f_β(h) = logsumexp_n((1 − β) log q_n(h)) − log N − β H_1(h) + V_β(h),
+    V_β(h) = log Σ_v exp(−(1 − β) H_base(v) − β H_0(v) + β r(v)ᵀ W r(h))
 
-where the visible term is log Σ_v exp(−(1 − β) H_base(v) − β H_0(v) + β vᵀ W r(h)) (a softplus sum for
-Bernoulli units). A sweep at β draws n ~ p_β(n | h) ∝ q_n(h)^{1−β}, v ~ p_β(v | h) and then
+(V_β a softplus sum for Bernoulli units). A sweep at β draws n ~ p_β(n | h) ∝ q_n(h)^{1−β}, v ~ p_β(v | h) and then
 h ~ p_β(h | v, n), whose field is (1 − β) f_n + β r(v) W. It follows the protocol of ``path.RBMPath``,
 so PT + BAR (``bar.log_partition(..., path="data")``) runs on it unchanged: its ladder still spaces the
 rungs by thermodynamic length, and the β = 1 end is the same model, so the estimate is of the same log Z.
-The importance-sampling floor of ``ebmlab.evaluate.floor`` is the one-step limit of this path.
+The log Z floor of ``ebmlab.evaluate.floor`` is a short forward AIS along this path; its one-step limit
+(β from 0 to 1 at once) is importance sampling of the hidden marginal with proposal (1/N) Σ_n q_n(h).
 
 Linear-energy layers only (Bernoulli, one-hot): their conditionals at a mixed field are again of the
 layer's own form. Cost of a sweep: the RBM's, plus a (rows × hidden) · (hidden × N) product for log q_n(h).
