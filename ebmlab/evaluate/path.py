@@ -1,6 +1,6 @@
 """The tempering path of an RBM from the base-rate model (β = 0) to the model (β = 1), hidden layer summed out.
 
-With H_base the base-rate visible energy (``ais.BaseRate``), H_0 / H_1 the model's visible / hidden
+With H_base the base-rate visible energy (``base_rate.BaseRate``), H_0 / H_1 the model's visible / hidden
 energies and a(v) = r(v) W the field on the hidden layer,
 
     log f_β(v) = −(1 − β) H_base(v) − β H_0(v) + log Z_1(β a(v)),        Z_β = Σ_v f_β(v),
@@ -65,7 +65,7 @@ def anneal(
     for k in tqdm(range(1, len(betas)), desc=desc, disable=not progress, leave=False, mininterval=1.0):
         step = path.log_f(terms, betas[k]) - path.log_f(terms, betas[k - 1])
         log_w += step
-        spread.append(float(step.std(unbiased=True)))
+        spread.append(float(step.std(unbiased=True)) if chains > 1 else 0.0)
         if k < len(betas) - 1:
             beta = torch.full((chains,), betas[k], dtype=torch.float64, device=state.device)
             terms = path.terms(path.sweep(terms, beta, g))
