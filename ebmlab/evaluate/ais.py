@@ -322,7 +322,6 @@ def log_partition(
     floor_samples = check_positive_int(floor_samples, "floor_samples", minimum=0)
     schedule = get_schedule(betas)
     x = None if data is None else model._visible(data, "data")
-    base = BaseRate(model.layers[0], x)
     g = model.generator(seed)
     start = time.perf_counter()
     if path not in PATHS:
@@ -334,6 +333,7 @@ def log_partition(
         desc, betas_list, log_z0 = "AIS forward (data path)", schedule.tolist(), tempering.log_z0
         log_w = anneal(tempering, chains, betas_list, g, progress, desc)[0].cpu()
     else:
+        base = BaseRate(model.layers[0], x)
         if reverse:
             if init is None and x is None:
                 raise ValueError("reverse AIS needs data (or init) to start its chains from")

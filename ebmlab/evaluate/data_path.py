@@ -36,6 +36,7 @@ from ..layers import BernoulliLayer, OneHotLayer
 from .base_rate import BaseRate
 
 CENTRES = 1000  # centre rows: the base's cover of the training set against the cost of log q_n(h)
+LAYERS = (BernoulliLayer, OneHotLayer)  # linear-energy layers: the ones this path takes
 
 
 class DataPath:
@@ -46,7 +47,7 @@ class DataPath:
         if model.depth != 2:
             raise ValueError(f"the data-centred path needs an RBM (2 layers), got a stack of {model.depth}")
         for layer in model.layers:
-            if not isinstance(layer, (BernoulliLayer, OneHotLayer)):
+            if not isinstance(layer, LAYERS):
                 raise TypeError(
                     f"the data-centred path needs Bernoulli or one-hot layers, got {layer.label}; "
                     "use path='rate'"

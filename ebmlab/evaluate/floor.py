@@ -24,9 +24,8 @@ from typing import Any
 
 import torch
 
-from ..layers import BernoulliLayer, OneHotLayer
-from .data_path import DataPath
-from .diagnostics import MARKOV_SLACK
+from .data_path import LAYERS, DataPath
+from .diagnostics import MARKOV_SLACK, log_mean_exp
 from .path import anneal
 from .schedules import get_schedule
 
@@ -93,10 +92,10 @@ def log_z_floor(
     """log Ẑ by forward AIS from ``rows`` along ``betas`` with ``samples`` chains (the module docstring);
     for layers other than Bernoulli and one-hot, ``data_log_partition`` with ``samples`` draws centred on
     up to ``FLOOR_ROWS`` random ``rows``."""
-    if all(isinstance(layer, (BernoulliLayer, OneHotLayer)) for layer in model.layers):
+    if all(isinstance(layer, LAYERS) for layer in model.layers):
         path = DataPath(model, rows, g=generator)
         log_w, _ = anneal(path, samples, get_schedule(betas).tolist(), generator)
-        return path.log_z0 + float(torch.logsumexp(log_w, 0)) - math.log(samples)
+        return path.log_z0 + log_mean_exp(log_w)[0]
     centres = rows[torch.randperm(rows.shape[0], generator=generator, device=rows.device)[:FLOOR_ROWS]]
     return data_log_partition(model, centres, samples, generator)
 
