@@ -23,8 +23,8 @@ upper side −F − log Ẑ with log Ẑ from BAR on parallel-tempering samples 
 ``--bar-sweeps``; base-rate model fit to the training rows), the conservative side from RAISE
 (``--raise-rows`` random test rows × ``--raise-chains`` chains along ``--raise-schedule``, combined with the
 exact −F of all rows as a control variate). The printed table lists method, epochs, updates, the
-conservative and upper test LL ± s.e., the bracket width, train LL (upper), log Ẑ ± s.e., the
-estimator seconds and the verdict (``converged`` or the failed checks).
+conservative and upper test LL ± s.e., the bracket width, train LL (upper), log Ẑ ± s.e., the log Z
+floor (``floor.log_z_floor``), the estimator seconds and the verdict (``converged`` or the failed checks).
 """
 
 from __future__ import annotations
@@ -188,15 +188,16 @@ def describe(settings: dict[str, Any]) -> str:
 def table(rows: list[dict]) -> str:
     head = (
         "| data | method | epochs | updates | test LL conservative (RAISE) ± s.e. | test LL upper (PT+BAR) ± s.e. "
-        "| width | train LL upper | log Z ± s.e. | BAR / RAISE s | verdict |"
+        "| width | train LL upper | log Z ± s.e. | log Z floor | BAR / RAISE s | verdict |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         lines.append(
             f"| {r['data']} | {r['method']} | {r['epochs']:.1f} | {r['updates']} "
             f"| {r['test_ll_lower']:.2f} ± {r['test_ll_lower_se']:.2f} | {r['test_ll_upper']:.2f} ± "
             f"{r['test_ll_upper_se']:.2f} | {r['width']:.1f} | {r['train_ll_upper']:.2f} "
-            f"| {r['log_z']:.2f} ± {r['log_z_se']:.2f} | {r['bar_seconds']:.0f} / {r['raise_seconds']:.0f} "
+            f"| {r['log_z']:.2f} ± {r['log_z_se']:.2f} | {r['log_z_floor']:.2f} "
+            f"| {r['bar_seconds']:.0f} / {r['raise_seconds']:.0f} "
             f"| {r['verdict']} |"
         )
     return "\n".join(lines)
