@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,6 +159,26 @@ def test_floor_anneals_from_the_rows_and_falls_back_for_gaussian_units() -> None
     rows = exact.sample(gauss, 300, seed=6)[0]
     got = floor.log_z_floor(gauss, rows, 2000, g)
     assert abs(got - float(exact.log_partition(gauss))) < 0.1, got
+
+
+def test_floor_names_bad_arguments() -> None:
+    """``log_z_floor`` called directly checks its rows and counts like every estimator: NaN, a wrong number of
+    columns, text, no rows, a deep stack and a non-positive ``samples`` each get an error that names them."""
+    model = strong_rbm(3)
+    rows = exact_samples(model, 20, 1)
+    for bad, error, match in (
+        (torch.full((3, 16), float("nan"), dtype=torch.float64), ValueError, "rows contains NaN"),
+        (rows[:, :15], ValueError, "rows has 15 columns"),
+        (np.array([["a"] * 16]), TypeError, "rows must hold numbers"),
+        (rows[:0], ValueError, "rows"),
+    ):
+        with pytest.raises(error, match=match):
+            floor.log_z_floor(model, bad)
+    with pytest.raises(ValueError, match="samples"):
+        floor.log_z_floor(model, rows, 0)
+    deep = BoltzmannMachine([BernoulliLayer(4), BernoulliLayer(3), BernoulliLayer(2)])
+    with pytest.raises(ValueError, match="needs an RBM"):
+        floor.log_z_floor(deep, torch.zeros(5, 4))
 
 
 def test_forward_ais_on_the_data_path_matches_exact_log_z_and_says_so() -> None:

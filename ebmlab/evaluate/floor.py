@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from .._checks import check_positive_int
+from ._common import check_model, visible_rows
 from .data_path import LAYERS, DataPath
 from .diagnostics import MARKOV_SLACK, log_mean_exp
 from .path import anneal
@@ -91,7 +93,12 @@ def log_z_floor(
 ) -> float:
     """log Ẑ by forward AIS from ``rows`` along ``betas`` with ``samples`` chains (the module docstring);
     for layers other than Bernoulli and one-hot, ``data_log_partition`` with ``samples`` draws centred on
-    up to ``FLOOR_ROWS`` random ``rows``."""
+    up to ``FLOOR_ROWS`` random ``rows``. ``rows``: visible rows of an RBM (checked like every estimator's data)."""
+    model = check_model(model)
+    if model.depth != 2:
+        raise ValueError(f"log_z_floor needs an RBM (2 layers), got a stack of {model.depth}")
+    rows = visible_rows(model, rows, "rows")
+    samples = check_positive_int(samples, "samples")
     if all(isinstance(layer, LAYERS) for layer in model.layers):
         path = DataPath(model, rows, g=generator)
         log_w, _ = anneal(path, samples, get_schedule(betas).tolist(), generator)
