@@ -170,7 +170,7 @@ def test_floor_names_bad_arguments() -> None:
         (torch.full((3, 16), float("nan"), dtype=torch.float64), ValueError, "rows contains NaN"),
         (rows[:, :15], ValueError, "rows has 15 columns"),
         (np.array([["a"] * 16]), TypeError, "rows must hold numbers"),
-        (rows[:0], ValueError, "rows"),
+        (rows[:0], ValueError, "rows must have at least 1 row"),
     ):
         with pytest.raises(error, match=match):
             floor.log_z_floor(model, bad)
