@@ -131,8 +131,8 @@ def log_likelihood_bracket(
     long chains sheds the start bias of the data-started chains (log Ẑ 535 at 64 × 1,000 sweeps,
     530–531.4 at 16 × 4,000, 529.6–529.9 at 16 × 10,000: two seeds within 0.25 nat), and RAISE along
     the long ``sm2008`` schedule with 6 chains per row beats more chains on a shorter schedule
-    (conservative side −87.7 instead of −90.8 nats at similar cost). Cost on a 784×500 RBM: about
-    520 CPU s, 4.4 minutes of wall time with two threads.
+    (conservative side −87.7 instead of −90.8 nats at similar cost). Cost on a 784×500 RBM with two
+    threads: 314–362 CPU s, 2.6–3.0 minutes of wall time (520 CPU s, 4.4 minutes on a slower machine).
     """
     model = check_model(model)
     if model.depth != 2:
