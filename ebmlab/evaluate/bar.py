@@ -223,7 +223,7 @@ def log_partition(
     up = torch.cat([betas[1:], betas[-1:]]).to(dev).repeat_interleave(chains)
     down = torch.cat([betas[:1], betas[:-1]]).to(dev).repeat_interleave(chains)
 
-    # columns: group = chain % replicas; even groups start at data rows, odd ones at base draws
+    # columns: group = chain % replicas; even groups start at data rows, odd ones at exact draws of the β = 0 end
     s0 = tempering.start(chains, g)
     if x is not None:
         from_data = (torch.arange(chains, device=dev) % replicas) % 2 == 0

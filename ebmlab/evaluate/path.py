@@ -73,12 +73,12 @@ def anneal(
 
 
 class RBMPath:
-    """log f_β, its β-slope and block-Gibbs sweeps along the base-rate → model path of an RBM (state: v)."""
+    """log f_β and block-Gibbs sweeps along the base-rate → model path of an RBM (state: v)."""
 
     def __init__(self, model: Any, base: BaseRate) -> None:
         if model.depth != 2:
             raise ValueError(f"the tempering path needs an RBM (2 layers), got a stack of {model.depth}")
-        self.model, self.base = model, base
+        self.base = base
         self.visible, self.hidden = model.layers[0], model.layers[1]
         self.w = model.weights[0].detach()
         self.log_z0 = base_log_partition(model, base)
