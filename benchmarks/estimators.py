@@ -3,7 +3,7 @@
     python benchmarks/estimators.py [--small-seeds 4] [--model /tmp/mnist.safetensors]
                                     [--methods ais-fast,ais-moderate,bar,raise] [--repeats 2] [--threads 1]
                                     (more methods: ais-sm2008, ais-data-fast, ais-data-moderate, bar-data,
-                                    bar-32x200)
+                                    bar-32x200, bdmc)
 
 Part 1, exact: Bernoulli RBMs with 16 visible and 12–20 hidden units, W ~ N(0, 1), biases ~ N(−1, 1),
 data = 300 exact samples (hidden states drawn from their enumerated marginal, then v | h); error of
@@ -15,7 +15,8 @@ different seeds (run-to-run spread), test LL = mean −F(t10k) − log Ẑ, the 
 (control variate, ``log_likelihood_bracket``), and the bracket of every upper side against it. The
 ``-data`` methods anneal from the training rows' hidden conditionals (``path="data"``, ``data_path``)
 instead of the base-rate model (``bar-data``: ``--bar-data-sweeps`` sweeps, each about twice the cost of
-a base-rate sweep). Also a
+a base-rate sweep). ``bdmc`` (``bdmc.log_partition``, its defaults) reports both of its sides: log Z
+(forward, the lower bound) and log Z upper (reverse), with the test LL of each. Also a
 data-centred importance-sampling check: proposal q(v) = (1/N) Σ_n Π_i Bern(v_i; x_ni flipped with
 prob ``--kernel-eps``) over the training rows, log Ẑ_IS = log mean f(v)/q(v) — a stochastic *lower*
 bound on log Z that needs no mixing, so an estimator far below it has missed mass.
@@ -40,7 +41,7 @@ import torch
 import ebmlab
 from ebmlab import BernoulliLayer, BoltzmannMachine
 from ebmlab.data import load
-from ebmlab.evaluate import ConvergenceWarning, ais, bar, exact, log_likelihood_bracket
+from ebmlab.evaluate import ConvergenceWarning, ais, bar, bdmc, exact, log_likelihood_bracket
 from ebmlab.evaluate.bracket import BAR_OPTIONS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -90,6 +91,7 @@ def log_z_methods(args: argparse.Namespace) -> dict[str, Any]:
         "bar": pt_bar(args.bar_chains, args.bar_sweeps, args.bar_burn_in),
         "bar-data": pt_bar(args.bar_chains, args.bar_data_sweeps, None, "data"),
         "bar-32x200": pt_bar(32, 200, 50),
+        "bdmc": lambda m, d, s: bdmc.log_partition(m, d, seed=s, progress=False, warn=False),
     }
 
 
@@ -173,6 +175,8 @@ def part_mnist(args: argparse.Namespace) -> list[dict]:
                     "log Z": res.log_z,
                     "s.e.": res.stderr,
                     "test LL": test_term - res.log_z,
+                    **({"log Z upper": res.upper, "test LL conservative": test_term - res.upper}
+                       if isinstance(res, bdmc.BDMCResult) else {}),
                     "wall s": wall,
                     "cpu s": cpu,
                     "load": os.getloadavg()[0],

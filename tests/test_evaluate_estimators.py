@@ -134,8 +134,8 @@ def test_bar_verdict_flips_when_the_ladder_is_too_coarse() -> None:
 
 
 def test_bracket_contains_exact_log_likelihood() -> None:
-    """lower ≤ exact mean LL ≤ upper within 2 s.e. (3 seeds); narrow and converged. Seed 0 runs the defaults
-    (PT+BAR 16 × 10,000, RAISE ``sm2008`` × 6 chains × 50 rows), the others shorter settings to stay fast."""
+    """PT + BAR and RAISE: lower ≤ exact mean LL ≤ upper within 2 s.e. (3 seeds); narrow and converged. Seed 0
+    runs their defaults (PT+BAR 16 × 10,000, RAISE ``sm2008`` × 6 chains × 50 rows), the others shorter settings."""
     short = {"options": {"chains": 32, "sweeps": 400}, "raise_rows": 100, "raise_chains": 4, "raise_betas": "moderate"}
     for seed in range(3):
         model = random_rbm(seed)
@@ -144,7 +144,9 @@ def test_bracket_contains_exact_log_likelihood() -> None:
         ll = float(exact.log_likelihood(model, test).mean())
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
-            b = log_likelihood_bracket(model, test, train, seed=seed, progress=False, **({} if seed == 0 else short))
+            b = log_likelihood_bracket(
+                model, test, train, method="bar", seed=seed, progress=False, **({} if seed == 0 else short)
+            )
         assert b.lower - 2 * b.lower_stderr - 0.05 <= ll <= b.upper + 2 * b.upper_stderr + 0.05, (seed, ll, str(b))
         assert abs(b.upper - ll) < 0.1 and abs(b.lower - ll) < 0.1, (seed, ll, str(b))
         assert b.width == pytest.approx(b.upper - b.lower) and b.converged

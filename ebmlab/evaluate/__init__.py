@@ -14,7 +14,9 @@ data)`` (BAR on parallel-tempering samples, Krause, Fischer & Igel 2020) is the 
 base rates; ``floor.log_z_floor`` is a short forward AIS along it, a lower bound every estimate is checked
 against), and
 ``log_likelihood_bracket(model, test, train)`` the two-sided estimate to trust: ``.lower``
-(conservative, RAISE), ``.upper``, ``.width``, ``.converged``. Every stochastic estimate carries
+(conservative: by default reverse AIS of ``bdmc.log_partition``, which sandwiches log Z by bidirectional
+Monte Carlo along a screened data-centred path; RAISE with ``method="bar"``), ``.upper``,
+``.width``, ``.converged``. Every stochastic estimate carries
 ``.diagnostics`` and a ``.converged`` verdict, printed beside the number, and emits a
 ``ConvergenceWarning`` when its checks fail (``diagnostics``).
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import ais, bar, data_path, exact, floor, raise_, schedules
+from . import ais, bar, bdmc, data_path, exact, floor, raise_, schedules
 from ._common import Estimate
 from .ais import AISResult, LikelihoodEstimate, estimate_log_likelihood
 from .bar import BARResult
@@ -127,6 +129,7 @@ __all__ = [
     "StatefulMetric",
     "ais",
     "bar",
+    "bdmc",
     "data_path",
     "energy_distance",
     "estimate_log_likelihood",

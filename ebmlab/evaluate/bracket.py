@@ -1,18 +1,28 @@
-"""A two-sided estimate of an RBM's mean log-likelihood: conservative (RAISE) and upper (from log Ẑ).
+"""A two-sided estimate of an RBM's mean log-likelihood: conservative (``lower``) and ``upper``.
 
-    log p(v) = −F(v) − log Z,   F exact for an RBM.
+    log p(v) = −F(v) − log Z,   F exact for an RBM,
 
-**Upper side.** ``upper`` = mean −F(v) − log Ẑ. Forward AIS gives a stochastic *lower* bound on
-log Z (E log Ẑ ≤ log Z by Jensen, P(log Ẑ > log Z + t) ≤ e^{−t} by Markov), so ``upper`` is a
-stochastic *upper* bound on the log-likelihood. PT + BAR (``bar.log_partition``, the default) is
-consistent rather than a bound, but its failure mode is the same: chains that never reach some of
-the model's mass make log Ẑ too small and ``upper`` too large.
+so both sides are mean −F(v) minus an estimate of log Z, except RAISE's, which scores rows.
 
-**Conservative side.** ``lower`` comes from RAISE (``raise_.raise_log_likelihood``, Burda, Grosse &
-Salakhutdinov 2015): log p̂(v) is a stochastic lower bound on log q(v), the marginal of the forward
-annealing process, which lies below log p(v) in expectation over v ~ p, so it errs low when the
-annealing is too short. RAISE runs on ``raise_rows`` random rows; their mean is combined with the
-exact mean of −F over *all* rows as a control variate:
+**BDMC, the default** (``method="auto"`` on Bernoulli and one-hot layers, or ``"bdmc"``;
+``bdmc.log_partition``): bidirectional Monte Carlo along a data-centred path screened for the modes that
+carry log Z. Its forward AIS is unbiased in Z, a stochastic *lower* bound on log Z (E log Ẑ ≤ log Z by
+Jensen, P(log Ẑ > log Z + t) ≤ e^{−t} by Markov) that needs no mixing: ``upper`` = mean −F − log Ẑ_fwd is
+a stochastic *upper* bound on the log-likelihood. Reverse AIS from the forward run's resampled last states
+gives log Ẑ_rev, and ``lower`` = mean −F − log Ẑ_rev: conservative to the extent that those states are
+samples of the model (exactly so for exact samples; Grosse, Ghahramani & Adams 2015). Chosen by
+measurement: on a 784×500 MNIST-5k RBM trained for 926 epochs the two sides lie 0.1–0.2 nat apart and
+two seeds within 0.5 nat, PT + BAR agrees (727.0–727.1 against 727.0–727.5), and RAISE lies 6 nats
+lower: its annealing from the base rates lags behind the model's sharp modes (README, "Estimators").
+
+**PT + BAR and RAISE** (``method="bar"``, and ``"auto"`` for Gaussian units; ``"ais"``: forward AIS
+for the upper side). ``upper`` = mean −F(v) − log Ẑ with log Ẑ from ``bar.log_partition``, which is
+consistent rather than a bound, but fails the same way as forward AIS: chains that never reach some of
+the model's mass make log Ẑ too small and ``upper`` too large. ``lower`` comes from RAISE
+(``raise_.raise_log_likelihood``, Burda, Grosse & Salakhutdinov 2015): log p̂(v) is a stochastic lower
+bound on log q(v), the marginal of the forward annealing process, which lies below log p(v) in
+expectation over v ~ p, so it errs low when the annealing is too short. RAISE runs on ``raise_rows``
+random rows; their mean is combined with the exact mean of −F over *all* rows as a control variate:
 
     lower = mean_all(−F(v)) + mean_rows(log p̂(v) + F(v)),
 
@@ -29,7 +39,8 @@ so the verdict fails when log Ẑ of the upper side lies more than ``MARKOV_SLAC
 (on a scikit-learn model of the README's quality table: PT + BAR 775, floor ≈ 800), and when the
 conservative side lies that far above ``data_term − log_z_floor``: RAISE is a lower bound in
 expectation only for rows drawn from the model, and for test rows far from an overfitted model's
-samples its annealing marginal can put more mass on them than the model does.
+samples its annealing marginal can put more mass on them than the model does; BDMC's reverse side is
+an upper bound on log Z only from exact samples, and from states that missed mass it errs low.
 
 The true mean log-likelihood lies (up to the standard errors) in [``lower``, ``upper``];
 ``width`` = upper − lower measures how much the two estimators still disagree. Verdict: both sides
@@ -51,6 +62,9 @@ from .ais import AISResult
 from .ais import log_partition as ais_log_partition
 from .bar import BARResult
 from .bar import log_partition as bar_log_partition
+from .bdmc import BDMCResult
+from .bdmc import log_partition as bdmc_log_partition
+from .data_path import LAYERS as DATA_PATH_LAYERS
 from .diagnostics import (
     MARKOV_SLACK,
     MAX_WIDTH,
@@ -64,7 +78,7 @@ from .diagnostics import (
 from .floor import FLOOR_SAMPLES, floor_reason, log_z_floor
 from .raise_ import RAISEResult, raise_diagnostics, raise_log_likelihood
 
-METHODS = ("bar", "ais")
+METHODS = ("auto", "bdmc", "bar", "ais")
 BAR_OPTIONS = {"chains": 16, "sweeps": 10000}  # PT+BAR defaults of the upper side (``options`` overrides them)
 
 
@@ -77,8 +91,8 @@ class LikelihoodBracket:
     upper: float
     upper_stderr: float
     data_term: float
-    log_z: AISResult | BARResult
-    raise_result: RAISEResult
+    log_z: AISResult | BARResult | BDMCResult
+    raise_result: RAISEResult | None
     log_z_floor: float
     diagnostics: Diagnostics
 
@@ -103,8 +117,8 @@ def log_likelihood_bracket(
     model: Any,
     data: Any,
     train: Any = None,
-    method: str = "bar",
-    log_z: AISResult | BARResult | None = None,
+    method: str = "auto",
+    log_z: AISResult | BARResult | BDMCResult | None = None,
     raise_rows: int = 50,
     raise_chains: int = 6,
     raise_betas: Any = "sm2008",
@@ -118,29 +132,32 @@ def log_likelihood_bracket(
 ) -> LikelihoodBracket:
     """Bracket the mean log-likelihood of ``data`` under an RBM (see the module docstring).
 
-    ``train`` (default ``data``) fits the base-rate model of every annealing path and starts the
-    data-started PT replicas. ``method``: ``"bar"`` (PT + BAR, ``bar.log_partition`` with
-    ``BAR_OPTIONS``: 16 chains × 10,000 sweeps, the first 2,500 discarded) or ``"ais"`` (forward AIS,
-    ``ais.log_partition``) for the upper side, with keyword ``options`` passed to it (overriding those defaults);
-    or pass a ready ``log_z`` result (e.g. to score train and test rows against the same log Ẑ).
-    RAISE scores ``raise_rows`` random rows of ``data`` (all when fewer) with ``raise_chains`` chains
-    each along ``raise_betas``. ``floor_samples`` AIS chains annealed from the rows of ``train`` give
-    ``log_z_floor`` (module docstring). The defaults were chosen on the 784×500
-    MNIST-5k model of
-    ``benchmarks/quality.py`` (``benchmarks/estimators.py``, README "Estimators"): PT + BAR with few,
-    long chains sheds the start bias of the data-started chains (log Ẑ 535 at 64 × 1,000 sweeps,
-    530–531.4 at 16 × 4,000, 529.6–529.9 at 16 × 10,000: two seeds within 0.25 nat), and RAISE along
-    the long ``sm2008`` schedule with 6 chains per row beats more chains on a shorter schedule
-    (conservative side −87.7 instead of −90.8 nats at similar cost). Cost on a 784×500 RBM with two
-    threads: 314–362 CPU s, 2.6–3.0 minutes of wall time (520 CPU s, 4.4 minutes on a slower machine).
+    ``train`` (default ``data``) fits the base-rate model of every annealing path, centres the data-centred
+    ones and starts the data-started PT replicas. ``method``: ``"auto"`` (``"bdmc"`` when every layer is
+    Bernoulli or one-hot, else ``"bar"``), ``"bdmc"`` (both sides from ``bdmc.log_partition``), ``"bar"``
+    (PT + BAR, ``bar.log_partition`` with ``BAR_OPTIONS``: 16 chains × 10,000 sweeps, the first 2,500
+    discarded) or ``"ais"`` (forward AIS, ``ais.log_partition``) for the upper side, with keyword
+    ``options`` passed to the estimator (overriding those defaults); or pass a ready ``log_z`` result (e.g. to
+    score train and test rows against the same log Ẑ; a ``BDMCResult`` brings its conservative side too).
+    With PT + BAR or AIS, RAISE scores ``raise_rows`` random rows of ``data`` (all when fewer) with
+    ``raise_chains`` chains each along ``raise_betas``. ``floor_samples`` AIS chains annealed from the rows
+    of ``train`` give ``log_z_floor`` (module docstring).
+
+    Cost on a 784×500 MNIST-5k RBM with two threads: BDMC 72–95 s of wall time; PT + BAR and RAISE
+    314–362 CPU s, 2.6–3.0 minutes (520 CPU s, 4.4 minutes on a slower machine). Their defaults were chosen
+    on the model of ``benchmarks/estimators.py`` (README "Estimators"): PT + BAR with few, long chains sheds
+    the start bias of the data-started chains (log Ẑ 535 at 64 × 1,000 sweeps, 530–531.4 at 16 × 4,000,
+    529.6–529.9 at 16 × 10,000: two seeds within 0.25 nat), and RAISE along the long ``sm2008`` schedule
+    with 6 chains per row beats more chains on a shorter schedule (conservative side −87.7 instead of
+    −90.8 nats at similar cost).
     """
     model = check_model(model)
     if model.depth != 2:
         raise ValueError(f"log_likelihood_bracket needs an RBM (2 layers), got a stack of {model.depth}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if log_z is not None and not isinstance(log_z, (AISResult, BARResult)):
-        raise TypeError(f"log_z must be an AISResult or BARResult (or None), got {type(log_z).__name__}")
+    if log_z is not None and not isinstance(log_z, (AISResult, BARResult, BDMCResult)):
+        raise TypeError(f"log_z must be an AISResult, BARResult or BDMCResult (or None), got {type(log_z).__name__}")
     if isinstance(log_z, AISResult) and log_z.reverse:
         raise ValueError("log_z must come from a forward run (reverse AIS is not the upper side)")
     if options is not None and not isinstance(options, dict):
@@ -154,25 +171,36 @@ def log_likelihood_bracket(
     fit = x if train is None else visible_rows(model, train, "train")
     neg_f = -model._free_energy(x).to(torch.float64)
     data_term = float(neg_f.mean())
+    if method == "auto":
+        method = "bdmc" if all(isinstance(layer, DATA_PATH_LAYERS) for layer in model.layers) else "bar"
     if log_z is None:
-        estimator = bar_log_partition if method == "bar" else ais_log_partition
-        kwargs = {"data": fit, "seed": seed, "progress": progress, "tolerance": tolerance, "warn": False,
-                  "floor_samples": floor_samples}
-        log_z = estimator(model, **{**kwargs, **(BAR_OPTIONS if method == "bar" else {}), **(options or {})})
+        kwargs = {"seed": seed, "progress": progress, "tolerance": tolerance, "warn": False}
+        if method == "bdmc":
+            log_z = bdmc_log_partition(model, fit, **{**kwargs, **(options or {})})
+        else:
+            estimator = bar_log_partition if method == "bar" else ais_log_partition
+            kwargs.update(data=fit, floor_samples=floor_samples)
+            log_z = estimator(model, **{**kwargs, **(BAR_OPTIONS if method == "bar" else {}), **(options or {})})
     upper = data_term - log_z.log_z
-    pick = torch.randperm(x.shape[0], generator=model.generator(seed), device=x.device)[:raise_rows].sort().values
-    rev = raise_log_likelihood(
-        model, x[pick], raise_chains, raise_betas, fit, seed, progress, tolerance=tolerance, warn=False
-    )
-    gap = rev.per_row - neg_f[pick].cpu()
-    rows = gap.shape[0]
-    lower = data_term + float(gap.mean())
-    lower_se = float(gap.std(unbiased=True) / math.sqrt(rows)) if rows > 1 else math.inf
-    conservative = raise_diagnostics(rev.log_estimates, lower_se, tolerance)
-    if not math.isfinite(lower_se) or 2 * math.sqrt(2) * lower_se > tolerance:  # rows sampled: judge their s.e.
-        conservative.reasons.append(f"s.e. {lower_se:.2f} nats over {rows} rows (score more rows)")
-    diag = bracket_diagnostics(lower, lower_se, upper, log_z.stderr, [conservative, log_z.diagnostics], max_width)
-    floor = log_z.floor  # the upper side's estimator drew it around the same rows, when it had them
+    rev = None
+    if isinstance(log_z, BDMCResult):
+        lower, lower_se, conservative_diag = data_term - log_z.upper, log_z.upper_stderr, log_z.reverse
+        upper_diag = log_z.forward
+    else:
+        upper_diag = log_z.diagnostics
+        pick = torch.randperm(x.shape[0], generator=model.generator(seed), device=x.device)[:raise_rows].sort().values
+        rev = raise_log_likelihood(
+            model, x[pick], raise_chains, raise_betas, fit, seed, progress, tolerance=tolerance, warn=False
+        )
+        gap = rev.per_row - neg_f[pick].cpu()
+        rows = gap.shape[0]
+        lower = data_term + float(gap.mean())
+        lower_se = float(gap.std(unbiased=True) / math.sqrt(rows)) if rows > 1 else math.inf
+        conservative_diag = raise_diagnostics(rev.log_estimates, lower_se, tolerance)
+        if not math.isfinite(lower_se) or 2 * math.sqrt(2) * lower_se > tolerance:  # rows sampled: judge their s.e.
+            conservative_diag.reasons.append(f"s.e. {lower_se:.2f} nats over {rows} rows (score more rows)")
+    diag = bracket_diagnostics(lower, lower_se, upper, log_z.stderr, [conservative_diag, upper_diag], max_width)
+    floor = getattr(log_z, "floor", None)  # the upper side's estimator drew it around the same rows, when it had them
     if floor is None:
         floor = log_z_floor(model, fit, floor_samples, model.generator(None if seed is None else seed + 1))
     missed = floor_reason(log_z.log_z, log_z.stderr, floor)
@@ -182,7 +210,7 @@ def log_likelihood_bracket(
     if above > MARKOV_SLACK + 3 * lower_se:
         diag.reasons.append(
             f"conservative side: {lower:.1f} lies {above:.1f} nats above the upper bound {data_term - floor:.1f} "
-            "from the log Z floor (RAISE over-rates rows far from the model's samples)"
+            "from the log Z floor (the conservative estimate over-rates the rows)"
         )
     result = LikelihoodBracket(lower, lower_se, upper, log_z.stderr, data_term, log_z, rev, floor, diag)
     if warn:

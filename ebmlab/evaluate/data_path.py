@@ -43,7 +43,16 @@ class DataPath:
     """log f_β and Gibbs sweeps along the data-centred path of the module docstring (state: h)."""
 
     @torch.no_grad()
-    def __init__(self, model: Any, x: torch.Tensor, centres: int = CENTRES, g: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        x: torch.Tensor,
+        centres: int = CENTRES,
+        g: torch.Generator | None = None,
+        centre_rows: torch.Tensor | None = None,
+    ) -> None:
+        """``x``: training rows (they fit the base-rate visible model); the centres are ``centres`` random
+        rows of ``x``, or the visible states ``centre_rows`` when given (e.g. chosen by ``bdmc``'s screen)."""
         if model.depth != 2:
             raise ValueError(f"the data-centred path needs an RBM (2 layers), got a stack of {model.depth}")
         for layer in model.layers:
@@ -55,7 +64,9 @@ class DataPath:
         self.visible, self.hidden = model.layers
         self.w = model.weights[0].detach()
         self.base = BaseRate(self.visible, x)
-        rows = x[torch.randperm(x.shape[0], generator=g, device=x.device)[:centres]]
+        rows = centre_rows
+        if rows is None:
+            rows = x[torch.randperm(x.shape[0], generator=g, device=x.device)[:centres]]
         self.field = self.visible.rescale(rows) @ self.w  # f_n = r(x_n) W, (N, hidden)
         self.log_norm = self.hidden.log_partition(self.field)  # log Z_1(f_n)
         self.shift = (self.base.layer.bias - self.visible.bias).detach()  # H_base − H_0 = −(b_base − b)ᵀ v

@@ -95,10 +95,13 @@ def log_mean_exp(log_w: torch.Tensor) -> tuple[float, float, float]:
     return lme, stderr, ess
 
 
-def weight_diagnostics(log_w: torch.Tensor, tolerance: float = TOLERANCE) -> Diagnostics:
+def weight_diagnostics(
+    log_w: torch.Tensor, tolerance: float = TOLERANCE, min_ess_fraction: float = MIN_ESS_FRACTION
+) -> Diagnostics:
     """Checks of importance weights (forward or reverse AIS): ESS fraction, s.e., agreement of two halves.
 
-    The halves are the even and odd chains, which are independent runs of half the size.
+    The halves are the even and odd chains, which are independent runs of half the size. ESS must reach
+    ``MIN_ESS`` and ``min_ess_fraction`` of the chains.
     """
     n = int(log_w.shape[0])
     _, stderr, ess = log_mean_exp(log_w)
@@ -109,7 +112,7 @@ def weight_diagnostics(log_w: torch.Tensor, tolerance: float = TOLERANCE) -> Dia
         d.replica_gap, d.replica_stderr = abs(a - b), math.hypot(se_a, se_b)
     if n < MIN_ESS:
         d.reasons.append(f"only {n} chains (at least {MIN_ESS:g} are needed to judge the weights)")
-    elif ess < max(MIN_ESS, MIN_ESS_FRACTION * n):
+    elif ess < max(MIN_ESS, min_ess_fraction * n):
         d.reasons.append(f"ESS {ess:.1f}/{n}")
     add_stderr_checks(d, stderr, tolerance)
     return d

@@ -54,22 +54,59 @@ class Path(Protocol):
 def anneal(
     path: Path, chains: int, betas: list[float], g: torch.Generator | None, progress: bool = False, desc: str = "AIS"
 ) -> tuple[torch.Tensor, list[float]]:
-    """Forward AIS along ``path`` (Neal 2001): ``chains`` exact β = 0 draws x_1, then for k = 1 … K the
-    log-weight gains log f_{β_k}(x_k) − log f_{β_{k−1}}(x_k) and x_{k+1} = sweep at β_k. E exp(log w) =
-    Z_1 / Z_0, so path.log_z0 + log mean exp(log w) is a stochastic lower bound on log Z. Returns the log-weights
-    (float64) and the sd of each step's increments (the thermodynamic length's pieces)."""
-    state = path.start(chains, g)
-    log_w = torch.zeros(chains, dtype=torch.float64, device=state.device)
+    """Forward AIS along ``path`` (Neal 2001) from ``chains`` exact β = 0 draws: ``forward``'s log-weights
+    and step spreads."""
+    log_w, spread, _ = forward(path, path.start(chains, g), betas, g, progress, desc)
+    return log_w, spread
+
+
+@torch.no_grad()
+def forward(
+    path: Path,
+    state: torch.Tensor,
+    betas: list[float],
+    g: torch.Generator | None,
+    progress: bool = False,
+    desc: str = "AIS",
+) -> tuple[torch.Tensor, list[float], torch.Tensor]:
+    """Forward AIS from β = 0 states x_1 (one chain per row of ``state``): for k = 1 … K the log-weight
+    gains log f_{β_k}(x_k) − log f_{β_{k−1}}(x_k) and x_{k+1} = sweep at β_k. E exp(log w) = Z_1 / Z_0 when
+    x_1 ~ p_0, so path.log_z0 + log mean exp(log w) is a stochastic lower bound on log Z. Returns the
+    log-weights (float64), the sd of each step's increments (the thermodynamic length's pieces) and the
+    last states x_K (weighted by exp(log w), they are importance samples of the model)."""
+    rows = state.shape[0]
+    log_w = torch.zeros(rows, dtype=torch.float64, device=state.device)
     spread: list[float] = []
     terms = path.terms(state)
     for k in tqdm(range(1, len(betas)), desc=desc, disable=not progress, leave=False, mininterval=1.0):
         step = path.log_f(terms, betas[k]) - path.log_f(terms, betas[k - 1])
         log_w += step
-        spread.append(float(step.std(unbiased=True)) if chains > 1 else 0.0)
+        spread.append(float(step.std(unbiased=True)) if rows > 1 else 0.0)
         if k < len(betas) - 1:
-            beta = torch.full((chains,), betas[k], dtype=torch.float64, device=state.device)
+            beta = torch.full((rows,), betas[k], dtype=torch.float64, device=state.device)
+            state = path.sweep(terms, beta, g)
+            terms = path.terms(state)
+    return log_w, spread, state
+
+
+@torch.no_grad()
+def reverse(
+    path: Path, state: torch.Tensor, betas: list[float], g: torch.Generator | None, progress: bool = False
+) -> torch.Tensor:
+    """Reverse AIS from β = 1 states x_K (one chain per row of ``state``): for k = K … 1 the log-weight
+    gains log f_{β_{k−1}}(x_k) − log f_{β_k}(x_k), and x_{k−1} = sweep at β_{k−1}. When x_K ~ p_1 exactly,
+    E exp(log w) = Z_0 / Z_1, so path.log_z0 − log mean exp(log w) is a stochastic *upper* bound on log Z
+    (Jensen; Grosse, Ghahramani & Adams 2015, "Sandwiching the marginal likelihood using bidirectional
+    Monte Carlo"). Returns the log-weights (float64)."""
+    rows = state.shape[0]
+    log_w = torch.zeros(rows, dtype=torch.float64, device=state.device)
+    terms = path.terms(state)
+    for k in tqdm(range(len(betas) - 1, 0, -1), desc="reverse AIS", disable=not progress, leave=False, mininterval=1.0):
+        log_w += path.log_f(terms, betas[k - 1]) - path.log_f(terms, betas[k])
+        if k > 1:
+            beta = torch.full((rows,), betas[k - 1], dtype=torch.float64, device=state.device)
             terms = path.terms(path.sweep(terms, beta, g))
-    return log_w, spread
+    return log_w
 
 
 class RBMPath:
