@@ -18,11 +18,13 @@ decayed linearly to
 2 % of ``--lr`` over the budget.
 
 Scoring at ``--checkpoints`` evenly spaced times, with verdicts (``ebmlab.evaluate.diagnostics``): for
-RBMs ``log_likelihood_bracket`` — the upper side from PT+BAR log Ẑ (``--bar-chains``, ``--bar-sweeps``),
-the conservative side from RAISE (``--raise-rows`` random test rows, ``--raise-chains`` chains each,
-``--raise-schedule``), with the log Z floor (forward AIS from the training rows, ``floor.log_z_floor``: mean −F
-minus it is a stochastic upper bound on the test LL, plotted as its own marker) — and for the DBM forward AIS only,
-its data term the mean-field lower bound on −F(v), so no conservative side there.
+RBMs ``log_likelihood_bracket`` — by default (``--method auto``) both sides from BDMC (``bdmc.log_partition``:
+forward AIS the upper side, reverse AIS the conservative one); with ``--method bar`` the upper side from
+PT+BAR log Ẑ (``--bar-chains``, ``--bar-sweeps``) and the conservative side from RAISE (``--raise-rows``
+random test rows, ``--raise-chains`` chains each, ``--raise-schedule``) — with the log Z floor (forward
+AIS from the training rows, ``floor.log_z_floor``: mean −F minus it is a stochastic upper bound on the
+test LL, plotted as its own marker) — and for the DBM forward AIS only, its data term the mean-field
+lower bound on −F(v), so no conservative side there.
 
 Writes ``benchmarks/results/methods.md`` (the table), ``methods.csv`` (every checkpoint),
 ``methods.png`` (plotly via kaleido; ``methods.html`` with plotly.js from the CDN if PNG export
@@ -243,10 +245,18 @@ def checkpoints(
     return rows
 
 
+def sides(rows: list[dict]) -> tuple[str, str]:
+    """(upper, conservative) estimator names of the RBM rows: BDMC's two sides, or PT+BAR and RAISE."""
+    if {r.get("estimator") for r in rows if r["model"] == "rbm"} == {"BDMC"}:
+        return "BDMC forward", "BDMC reverse"
+    return "PT+BAR", "RAISE"
+
+
 def table(rows: list[dict]) -> str:
+    upper, conservative = sides(rows)
     head = (
-        "| model | method | seconds | epochs | test LL conservative (RAISE) ± s.e. | test LL upper ± s.e. | width "
-        "| log Z ± s.e. | log Z floor | verdict |"
+        f"| model | method | seconds | epochs | test LL conservative ({conservative}) ± s.e. "
+        f"| test LL upper ({upper}; DBM: forward AIS) ± s.e. | width | log Z ± s.e. | log Z floor | verdict |"
     )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
@@ -289,7 +299,7 @@ def plot(curves: list[dict], out: Path, hidden: int = 500, clock: str = "wall") 
                         x=x,
                         y=[r[key] for r in pts],
                         mode="lines+markers",
-                        name=f"{method} ({'upper' if key.endswith('upper') else 'RAISE'})",
+                        name=f"{method} ({'upper' if key.endswith('upper') else sides(curves)[1]})",
                         line={"color": colors[method], "dash": dash},
                         legendgroup=method,
                         showlegend=key.endswith("upper") or col > 1,
@@ -298,7 +308,7 @@ def plot(curves: list[dict], out: Path, hidden: int = 500, clock: str = "wall") 
                     col=col,
                 )
         fig.update_xaxes(title_text=f"training seconds ({clock} clock)", row=1, col=col)
-    fig.update_yaxes(title_text="test log-likelihood (nats; upper solid, RAISE dashed)", row=1, col=1)
+    fig.update_yaxes(title_text=f"test log-likelihood (nats; upper solid, {sides(curves)[1]} dashed)", row=1, col=1)
     fig.update_layout(width=560 * len(models) + 200, height=480, title="Binarized MNIST-5k: methods at equal budget")
     return export(fig, out)
 
@@ -309,12 +319,13 @@ def dots(rows: list[dict], hidden: int, clock: str) -> Any:
 
     names = [f"{'RBM' if r['model'] == 'rbm' else 'DBM'} {r['method']}" for r in rows]
     fig = go.Figure()
-    sides = (
-        ("test_ll_upper", "circle", "upper side (PT+BAR; DBM: forward AIS)"),
-        ("test_ll_lower", "diamond-open", "conservative side (RAISE)"),
+    upper, conservative = sides(rows)
+    markers = (
+        ("test_ll_upper", "circle", f"upper side ({upper}; DBM: forward AIS)"),
+        ("test_ll_lower", "diamond-open", f"conservative side ({conservative})"),
         ("test_ll_floor_bound", "triangle-down-open", "upper bound from the log Z floor"),
     )
-    for key, symbol, label in sides:
+    for key, symbol, label in markers:
         pts = [(n, r) for n, r in zip(names, rows) if r.get(key) is not None]
         fig.add_trace(
             go.Scatter(
