@@ -400,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=ROOT / "results")
     p.add_argument("--replot", type=Path, default=None, help="rebuild table and plot from a methods.json")
     args = p.parse_args(argv)
+    bracket_settings(args)  # refuse options the chosen estimator would ignore before any training
     torch.set_num_threads(args.threads)
     if args.replot is None:
         train = load("mnist", "train5k", data_dir=args.data_dir, download=False).binarize(0.5).data

@@ -136,6 +136,7 @@ def train_sklearn(
     return model, {"epochs": updates * rbm.batch_size / data.shape[0], "updates": updates, "seconds": seconds}
 
 
+PT_RAISE_OPTIONS = ("bar_chains", "bar_sweeps", "raise_rows", "raise_chains", "raise_schedule")  # --method bar only
 SIDES = {"bdmc": ("BDMC reverse", "BDMC forward"), "bar": ("RAISE", "PT+BAR")}  # (conservative, upper) labels
 
 
@@ -172,6 +173,11 @@ def score(model: Any, train: torch.Tensor, test: torch.Tensor, args: argparse.Na
 def bracket_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The estimator options given on the command line, the others ``log_likelihood_bracket``'s defaults."""
     if args.method != "bar":
+        given = [f"--{k.replace('_', '-')}" for k in PT_RAISE_OPTIONS if getattr(args, k) is not None]
+        if given:
+            raise SystemExit(
+                f"{', '.join(given)} only apply to --method bar (PT+BAR with RAISE), got --method {args.method}"
+            )
         return {"method": args.method}
     default = inspect.signature(log_likelihood_bracket).parameters
     given = {"chains": args.bar_chains, "sweeps": args.bar_sweeps}
@@ -267,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     p.add_argument("--progress", action="store_true", help="show AIS progress bars")
     args = p.parse_args(argv)
+    bracket_settings(args)  # refuse options the chosen estimator would ignore before any training
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)  # numpy's BLAS (scikit-learn) gets the same number of threads
     rows = []
